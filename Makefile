@@ -1,0 +1,39 @@
+# Two entry points for a fresh Debian machine with Python 3.11:
+#   make demo   installs what is missing, then runs the simulated Lạng Sơn fleet on SQLite
+#   make test   installs what is missing (Python and Debian packages), then runs the whole suite
+PYTHON ?= python3.11
+VENV   ?= .venv
+BIN     = $(VENV)/bin
+PORT   ?= 8000
+SEED   ?= 1
+
+.PHONY: demo test lint typecheck install debs lock clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+# Reinstall only when the lock file changes.
+$(VENV)/.installed: requirements.lock pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet --require-hashes -r requirements.lock
+	$(BIN)/python -m pip install --quiet --no-deps -e .
+	touch $@
+
+install: $(VENV)/.installed
+
+# Debian packages the tests talk to (real peers, never mocks). Installed only when missing.
+debs:
+	@./scripts/ensure-debs
+
+demo: install
+	$(BIN)/monitor demo --port $(PORT) --seed $(SEED)
+
+test: install debs
+	$(BIN)/ruff check monitor tests
+	$(BIN)/mypy monitor
+	$(BIN)/pytest -n 2 -q
+
+lock:
+	uv pip compile pyproject.toml --extra dev --generate-hashes --python-version 3.11 -o requirements.lock
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

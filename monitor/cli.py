@@ -1,0 +1,203 @@
+"""The `monitor` command: run the service, its demo, and manage the database and the fleet."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, NoReturn
+
+import typer
+from sqlalchemy.engine import Engine
+
+from monitor.config import Mode, Settings, load_settings
+from monitor.db import current_revision, ensure_migrated, head_revision, make_engine, session_scope, upgrade
+from monitor.errors import FleetFileError, MonitorError
+from monitor.inventory.choices import UnitStructure
+from monitor.inventory.fleetfile import read_fleet_file, write_fleet
+
+app = typer.Typer(
+    help="Giám sát cụm loa và bảng tin điện tử — fleet monitoring and repair tickets for a province's "
+    "grassroots information network.\n\nTry it: `monitor demo`, then open http://127.0.0.1:8000/docs.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+db_app = typer.Typer(help="Database schema: upgrade it, or see where it stands.", no_args_is_help=True)
+fleet_app = typer.Typer(help="The province's units and the device inventory.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(fleet_app, name="fleet")
+
+
+def _fail(message: str, code: int = 1) -> NoReturn:
+    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
+    raise typer.Exit(code)
+
+
+def _settings(**overrides: object) -> Settings:
+    try:
+        return load_settings(**overrides)
+    except MonitorError as exc:
+        _fail(str(exc), 2)
+
+
+def _migrated_engine(settings: Settings) -> Engine:
+    engine = make_engine(settings)
+    try:
+        ensure_migrated(engine)
+    except MonitorError as exc:
+        _fail(str(exc), 2)
+    return engine
+
+
+def _configure_logging() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+
+
+@app.command()
+def demo(
+    port: Annotated[int, typer.Option(help="port of the web app on 127.0.0.1")] = 8000,
+    seed: Annotated[int, typer.Option(help="seed of the generated fleet: same seed, same fleet")] = 1,
+    structure: Annotated[UnitStructure, typer.Option(help="2020: 11 districts; 2025: maintenance areas")] = (
+        UnitStructure.Y2020
+    ),
+) -> None:
+    """Run the whole service in one process on SQLite, with the simulated Lạng Sơn fleet."""
+    import uvicorn
+
+    from monitor.inventory.demo import seed_demo
+    from monitor.web.app import create_app
+
+    _configure_logging()
+    settings = _settings(mode=Mode.DEMO, port=port)
+    engine = make_engine(settings)
+    upgrade(engine)
+    with session_scope(engine) as session:
+        result = seed_demo(session=session, seed=seed, structure=structure)
+    typer.echo(f"database: {settings.effective_database_url}")
+    typer.echo(f"fleet: {result.created} devices created, {result.updated} updated, {result.unchanged} unchanged")
+    typer.echo(f"open http://127.0.0.1:{port}/docs (API) — http://127.0.0.1:{port}/api/v1/districts")
+    typer.echo("Ctrl-C stops it.")
+    uvicorn.run(create_app(settings, engine), host="127.0.0.1", port=port, log_level="info")
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="address to listen on (default: MONITOR_HOST)")] = None,
+    port: Annotated[int | None, typer.Option(help="port (default: MONITOR_PORT)")] = None,
+) -> None:
+    """Run the web app and API against the configured database (it must be migrated)."""
+    import uvicorn
+
+    from monitor.web.app import create_app
+
+    _configure_logging()
+    settings = _settings()
+    try:
+        settings.require_real_secrets()
+    except MonitorError as exc:
+        _fail(str(exc), 2)
+    engine = _migrated_engine(settings)
+    uvicorn.run(create_app(settings, engine), host=host or settings.host, port=port or settings.port)
+
+
+@db_app.command("upgrade")
+def db_upgrade(revision: Annotated[str, typer.Argument(help="target revision")] = "head") -> None:
+    """Bring the database schema up to date (creates the SQLite file if needed)."""
+    settings = _settings()
+    engine = make_engine(settings)
+    before = current_revision(engine)
+    upgrade(engine, revision)
+    typer.echo(
+        f"database {engine.url.render_as_string(hide_password=True)}: {before or 'empty'} -> {current_revision(engine)}"
+    )
+
+
+@db_app.command("current")
+def db_current() -> None:
+    """Show the schema revision of the database and the one this code needs."""
+    engine = make_engine(_settings())
+    current = current_revision(engine)
+    head = head_revision()
+    typer.echo(f"database: {current or 'empty'}; code: {head}")
+    if current != head:
+        raise typer.Exit(1)
+
+
+@fleet_app.command("init")
+def fleet_init(
+    province: Annotated[str, typer.Option(help="province whose units ship with the package")] = "lang-son",
+    structure: Annotated[
+        UnitStructure, typer.Option(help="2020: 11 districts, 200 communes; 2025: 65 communes in 11 maintenance areas")
+    ] = UnitStructure.Y2020,
+) -> None:
+    """Load the province's districts (or maintenance areas) and communes; running it again changes nothing."""
+    from monitor.inventory.units import init_province, load_units
+
+    engine = _migrated_engine(_settings())
+    try:
+        units = load_units(province, structure)
+        with session_scope(engine) as session:
+            result = init_province(session, units)
+    except MonitorError as exc:
+        _fail(str(exc))
+    typer.echo(
+        f"{province} ({structure.value}): {result.districts} districts, {result.communes} communes; "
+        f"{result.created} created, {result.updated} updated"
+    )
+
+
+class FileFormat(StrEnum):
+    csv = "csv"
+    yaml = "yaml"
+
+
+@fleet_app.command("import")
+def fleet_import(
+    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True, help="CSV or YAML fleet file")],
+    file_format: Annotated[FileFormat | None, typer.Option("--format", help="default: from the extension")] = None,
+    dry_run: Annotated[bool, typer.Option(help="validate only, write nothing")] = False,
+) -> None:
+    """Add or update devices from a fleet file (upsert by code). Any bad row refuses the whole file.
+
+    Columns: code,name,kind,commune_code,parent_code,protocol,address,port,profile,interval_s,lat,lon,
+    installed_on (and optionally vendor,model,active,credentials). See examples/fleet.csv.
+    """
+    from monitor.inventory.service import apply_fleet_rows, validate_fleet_rows
+
+    engine = _migrated_engine(_settings())
+    try:
+        raw = read_fleet_file(file, file_format.value if file_format else None)
+        with session_scope(engine) as session:
+            rows = validate_fleet_rows(raw, session=session, source=str(file))
+            if dry_run:
+                typer.echo(f"{file}: {len(rows)} devices valid; nothing written (dry run)")
+                session.rollback()
+                return
+            result = apply_fleet_rows(rows, session=session)
+    except FleetFileError as exc:
+        typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
+        for problem in exc.problems:
+            typer.echo(f"{file}:{problem.line or '-'}: {problem.field}: {problem.reason}", err=True)
+        raise typer.Exit(1) from None
+    except MonitorError as exc:
+        _fail(str(exc))
+    typer.echo(f"{file}: {result.created} created, {result.updated} updated, {result.unchanged} unchanged")
+
+
+@fleet_app.command("export")
+def fleet_export(
+    file_format: Annotated[FileFormat, typer.Option("--format", help="csv or yaml")] = FileFormat.csv,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="file to write (default: stdout)")] = None,
+) -> None:
+    """Write the inventory as a fleet file that imports back to the same inventory (secrets left out)."""
+    from monitor.inventory.service import export_records
+
+    engine = _migrated_engine(_settings())
+    with session_scope(engine) as session:
+        text = write_fleet(export_records(session=session), file_format.value)
+    if output is None:
+        sys.stdout.write(text)
+    else:
+        output.write_text(text, encoding="utf-8")
+        typer.echo(f"wrote {output}", err=True)

@@ -1,0 +1,126 @@
+"""Settings, read from the environment (prefix `MONITOR_`) and an optional YAML file.
+
+Built by `load_settings()`, never at import: tests and each process build their own.
+Priority, highest first: arguments given to `load_settings`, environment variables, the file named
+by `MONITOR_CONFIG_FILE`, then the defaults below.
+"""
+
+from __future__ import annotations
+
+import os
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    YamlConfigSettingsSource,
+)
+
+from monitor.errors import ConfigError
+
+#: Values that mean "nobody set this": refused outside demo mode.
+PLACEHOLDER_SECRETS = frozenset({"", "change-me", "changeme", "secret", "demo"})
+CONFIG_FILE_VARIABLE = "MONITOR_CONFIG_FILE"
+
+
+class Mode(StrEnum):
+    """How the process runs: `demo` accepts placeholder secrets, `production` refuses them."""
+
+    PRODUCTION = "production"
+    DEMO = "demo"
+
+
+class Settings(BaseSettings):
+    """Everything a process of the service can be told."""
+
+    model_config = SettingsConfigDict(env_prefix="MONITOR_", extra="forbid", validate_default=True)
+
+    mode: Mode = Mode.PRODUCTION
+    data_dir: Path = Field(default=Path("data"), description="folder for the SQLite database and uploads")
+    database_url: str | None = Field(
+        default=None, description="SQLAlchemy URL; default: SQLite file monitor.db in data_dir"
+    )
+    secret_key: SecretStr = Field(default=SecretStr("change-me"), description="signs sessions and tokens")
+    province: str = Field(default="lang-son", description="province whose administrative units are used")
+    province_prefix: str = Field(default="LS", description="prefix of ticket codes (LS-2026-000123)")
+    timezone: str = Field(default="Asia/Ho_Chi_Minh", description="time zone shown to people")
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+    sqlite_busy_timeout_ms: int = Field(default=5000, ge=0)
+    database_pool_size: int = Field(default=10, ge=1)
+
+    @field_validator("database_url")
+    @classmethod
+    def _normalise_database_url(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        value = value.strip()
+        # psycopg 3 is the driver we ship; plain postgresql:// would ask for psycopg2.
+        for prefix in ("postgresql://", "postgres://"):
+            if value.startswith(prefix):
+                return "postgresql+psycopg://" + value[len(prefix) :]
+        return value
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        config_file = os.environ.get(CONFIG_FILE_VARIABLE)
+        if config_file:
+            path = Path(config_file)
+            if not path.is_file():
+                raise ConfigError(f"{CONFIG_FILE_VARIABLE} names {path}, which is not a file")
+            sources.append(YamlConfigSettingsSource(settings_cls, yaml_file=path))
+        return tuple(sources)
+
+    @property
+    def effective_database_url(self) -> str:
+        """The database to use: `database_url`, or a SQLite file in the data directory."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'monitor.db').resolve()}"
+
+    @property
+    def is_demo(self) -> bool:
+        return self.mode is Mode.DEMO
+
+    def placeholder_secrets(self) -> list[str]:
+        """Names of the environment variables whose secret is still a placeholder."""
+        found = []
+        for name in type(self).model_fields:
+            value = getattr(self, name)
+            if isinstance(value, SecretStr) and value.get_secret_value().strip().lower() in PLACEHOLDER_SECRETS:
+                found.append(f"MONITOR_{name.upper()}")
+        return found
+
+    def require_real_secrets(self) -> None:
+        """Refuse to go on outside demo mode while a secret is a placeholder, naming each one."""
+        if self.is_demo:
+            return
+        missing = self.placeholder_secrets()
+        if missing:
+            raise ConfigError(
+                "refusing to start with placeholder secrets: set "
+                + ", ".join(missing)
+                + " (or run `monitor demo` to try the service)"
+            )
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Build the settings from overrides, the environment and the optional config file."""
+    try:
+        return Settings(**overrides)
+    except ConfigError:
+        raise
+    except ValueError as exc:  # pydantic.ValidationError, YAML errors
+        raise ConfigError(f"invalid settings: {exc}") from exc

@@ -1,0 +1,327 @@
+"""Inventory service functions: plain functions taking the session as a keyword, no web, no CLI."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+
+import sqlalchemy as sa
+from sqlmodel import Session, col, func, select
+
+from monitor.db import utcnow
+from monitor.errors import FleetFileError, NotFound, Problem
+from monitor.inventory.choices import DeviceKind
+from monitor.inventory.fleetfile import PARENT_KINDS, FleetRow, parse_row, people_today
+from monitor.inventory.models import Commune, Device, District
+from monitor.text import fold, like_pattern
+
+# --- fleet import -------------------------------------------------------------------------------
+
+
+def validate_fleet_rows(
+    raw_rows: Sequence[tuple[int, dict[str, str]]], *, session: Session, source: str, today: date | None = None
+) -> list[FleetRow]:
+    """Check every row, on its own, across the file and against the database; refuse the file whole.
+
+    Raises FleetFileError listing every problem with its line and field; returns the rows otherwise.
+    """
+    today = today or people_today()
+    problems: list[Problem] = []
+    rows: list[FleetRow] = []
+    for line, raw in raw_rows:
+        row, row_problems = parse_row(line, raw, today)
+        problems += row_problems
+        if row is not None:
+            rows.append(row)
+    if not raw_rows:
+        problems.append(Problem("file", "no devices in the file", None))
+
+    # Across the file: a code once only.
+    first_line: dict[str, int] = {}
+    for line, raw in raw_rows:
+        code = raw.get("code", "")
+        if not code:
+            continue
+        if code in first_line:
+            problems.append(Problem("code", f"duplicate code {code!r}, first on line {first_line[code]}", line))
+        else:
+            first_line[code] = line
+
+    # Against the database and the file: communes exist, parents exist in the same commune.
+    communes = set(session.exec(select(Commune.code)))
+    in_file = {row.code: row for row in rows}
+    parent_codes = {row.parent_code for row in rows if row.parent_code and row.parent_code not in in_file}
+    stored_parents = (
+        {d.code: d for d in session.exec(select(Device).where(col(Device.code).in_(parent_codes)))}
+        if parent_codes
+        else {}
+    )
+    for row in rows:
+        if row.commune_code not in communes:
+            problems.append(Problem("commune_code", f"unknown commune {row.commune_code!r}", row.line))
+        if row.parent_code is None:
+            continue
+        parent: FleetRow | Device | None = in_file.get(row.parent_code) or stored_parents.get(row.parent_code)
+        if parent is None:
+            problems.append(
+                Problem("parent_code", f"no device {row.parent_code!r} in the file or the inventory", row.line)
+            )
+            continue
+        if parent.commune_code != row.commune_code:
+            problems.append(
+                Problem(
+                    "parent_code",
+                    f"parent {row.parent_code!r} stands in commune {parent.commune_code}, not {row.commune_code}",
+                    row.line,
+                )
+            )
+        if parent.kind not in PARENT_KINDS:
+            problems.append(
+                Problem(
+                    "parent_code",
+                    f"parent {row.parent_code!r} is a {parent.kind}: only a gateway or station "
+                    "controller can be a parent",
+                    row.line,
+                )
+            )
+    problems += _parent_cycles(rows)
+    if problems:
+        problems.sort(key=lambda p: (p.line or 0, p.field))
+        bad_lines = len({p.line for p in problems})
+        raise FleetFileError(f"{source}: refused, {bad_lines} bad row(s); nothing was written", problems)
+    return rows
+
+
+def _parent_cycles(rows: Sequence[FleetRow]) -> list[Problem]:
+    parent_of = {row.code: row.parent_code for row in rows}
+    problems = []
+    for row in rows:
+        seen = {row.code}
+        current = row.parent_code
+        while current is not None and current in parent_of:
+            if current in seen:
+                problems.append(Problem("parent_code", f"{row.code!r} depends on itself through its parents", row.line))
+                break
+            seen.add(current)
+            current = parent_of[current]
+    return problems
+
+
+@dataclass
+class ImportResult:
+    """What an import changed."""
+
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    codes_changed: list[str] = field(default_factory=list)
+
+
+def _device_values(row: FleetRow, search_text: str) -> dict[str, Any]:
+    values: dict[str, Any] = {
+        "name": row.name,
+        "kind": row.kind.value,
+        "commune_code": row.commune_code,
+        "vendor": row.vendor,
+        "model": row.model,
+        "profile": row.profile,
+        "protocol": row.protocol.value,
+        "address": row.address,
+        "port": row.port,
+        "interval_s": row.interval_s,
+        "installed_on": row.installed_on,
+        "lat": row.lat,
+        "lon": row.lon,
+        "active": row.active,
+        "search_text": search_text,
+    }
+    if row.credentials is not None:  # absent credentials keep the stored ones: exports leave them out
+        values["credentials"] = row.credentials
+    return values
+
+
+def apply_fleet_rows(rows: Sequence[FleetRow], *, session: Session) -> ImportResult:
+    """Upsert validated rows by code; a row equal to what is stored changes nothing."""
+    result = ImportResult()
+    names = {
+        c.code: (c.name, d.name)
+        for c, d in session.exec(select(Commune, District).where(Commune.district_code == District.code))
+    }
+    codes = [row.code for row in rows]
+    existing: dict[str, Device] = {}
+    for start in range(0, len(codes), 500):
+        chunk = codes[start : start + 500]
+        existing.update({d.code: d for d in session.exec(select(Device).where(col(Device.code).in_(chunk)))})
+    now = utcnow()
+    changed: dict[str, Device] = {}
+    for row in rows:
+        commune_name, district_name = names[row.commune_code]
+        values = _device_values(row, fold(f"{row.code} {row.name} {commune_name} {district_name}"))
+        device = existing.get(row.code)
+        if device is None:
+            device = Device(code=row.code, created_at=now, updated_at=now, **values)
+            session.add(device)
+            existing[row.code] = device
+            result.created += 1
+            changed[row.code] = device
+        elif any(getattr(device, k) != v for k, v in values.items()):
+            device.sqlmodel_update(values)
+            device.updated_at = now
+            result.updated += 1
+            changed[row.code] = device
+    session.flush()
+    # Parents second: a parent may come later in the file than its children.
+    parent_codes = {row.parent_code for row in rows if row.parent_code and row.parent_code not in existing}
+    if parent_codes:
+        existing.update({d.code: d for d in session.exec(select(Device).where(col(Device.code).in_(parent_codes)))})
+    for row in rows:
+        device = existing[row.code]
+        parent_id = existing[row.parent_code].id if row.parent_code else None
+        if device.parent_id != parent_id:
+            device.parent_id = parent_id
+            device.updated_at = now
+            if row.code not in changed:
+                result.updated += 1
+                changed[row.code] = device
+    session.flush()
+    result.unchanged = len(rows) - result.created - result.updated
+    result.codes_changed = sorted(changed)
+    return result
+
+
+def export_records(*, session: Session) -> list[dict[str, Any]]:
+    """Every device as a fleet-file record, ordered by code (secrets left out)."""
+    parent = sa.orm.aliased(Device)
+    query = (
+        select(Device, parent.code)
+        .join(parent, col(Device.parent_id) == parent.id, isouter=True)
+        .order_by(col(Device.code))
+    )
+    records = []
+    for device, parent_code in session.exec(query):
+        record = device.model_dump(
+            exclude={"credentials", "search_text", "created_at", "updated_at", "id", "parent_id"}
+        )
+        record["parent_code"] = parent_code
+        records.append(record)
+    return records
+
+
+# --- queries for the API ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class DistrictSummary:
+    district: District
+    commune_count: int
+    device_count: int
+
+
+def list_districts(*, session: Session) -> list[DistrictSummary]:
+    """Every district (or maintenance area) with its number of communes and devices."""
+    communes = dict(
+        session.exec(select(Commune.district_code, func.count()).group_by(col(Commune.district_code))).all()
+    )
+    devices = dict(
+        session.exec(
+            select(Commune.district_code, func.count())
+            .select_from(Device)
+            .join(Commune, col(Device.commune_code) == Commune.code)
+            .group_by(col(Commune.district_code))
+        ).all()
+    )
+    return [
+        DistrictSummary(d, communes.get(d.code, 0), devices.get(d.code, 0))
+        for d in session.exec(select(District).order_by(col(District.code)))
+    ]
+
+
+def get_district(code: str, *, session: Session) -> District:
+    district = session.get(District, code)
+    if district is None:
+        raise NotFound("district", code)
+    return district
+
+
+def list_communes(
+    *, session: Session, district: str | None = None, q: str | None = None, limit: int = 500, offset: int = 0
+) -> tuple[list[tuple[Commune, int]], int]:
+    """Communes with their device count, filtered by district and by a text search, and the total."""
+    query = select(Commune)
+    if district:
+        get_district(district, session=session)
+        query = query.where(Commune.district_code == district)
+    if q and fold(q):
+        query = query.where(col(Commune.search_text).like(like_pattern(q), escape="\\"))
+    total = session.exec(select(func.count()).select_from(query.subquery())).one()
+    page = list(session.exec(query.order_by(col(Commune.code)).limit(limit).offset(offset)))
+    counts = dict(
+        session.exec(
+            select(Device.commune_code, func.count())
+            .where(col(Device.commune_code).in_([c.code for c in page]))
+            .group_by(col(Device.commune_code))
+        ).all()
+    )
+    return [(c, counts.get(c.code, 0)) for c in page], total
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceFilter:
+    district: str | None = None
+    commune: str | None = None
+    kind: DeviceKind | None = None
+    q: str | None = None
+    active: bool | None = None
+
+
+def list_devices(
+    filters: DeviceFilter, *, session: Session, limit: int = 100, after: str | None = None, offset: int = 0
+) -> tuple[list[tuple[Device, Commune, str | None]], int]:
+    """A page of devices ordered by code, with their commune and parent code, and the total.
+
+    Keyset pagination with `after` (the last code of the previous page) stays fast on any page;
+    `offset` is there for tables that jump to a page number.
+    """
+    parent = sa.orm.aliased(Device)
+    where: list[Any] = []
+    if filters.district:
+        get_district(filters.district, session=session)
+        where.append(Commune.district_code == filters.district)
+    if filters.commune:
+        if session.get(Commune, filters.commune) is None:
+            raise NotFound("commune", filters.commune)
+        where.append(Device.commune_code == filters.commune)
+    if filters.kind:
+        where.append(Device.kind == filters.kind.value)
+    if filters.active is not None:
+        where.append(Device.active == filters.active)
+    if filters.q and fold(filters.q):
+        where.append(col(Device.search_text).like(like_pattern(filters.q), escape="\\"))
+    base = select(Device).join(Commune, col(Device.commune_code) == Commune.code).where(*where)
+    total = session.exec(select(func.count()).select_from(base.subquery())).one()
+    query = (
+        select(Device, Commune, parent.code)
+        .join(Commune, col(Device.commune_code) == Commune.code)
+        .join(parent, col(Device.parent_id) == parent.id, isouter=True)
+        .where(*where)
+    )
+    if after is not None:
+        query = query.where(col(Device.code) > after)
+    rows = session.exec(query.order_by(col(Device.code)).limit(limit).offset(offset)).all()
+    return [(d, c, p) for d, c, p in rows], total
+
+
+def get_device(code: str, *, session: Session) -> tuple[Device, Commune, str | None]:
+    """One device with its commune and parent code; NotFound for an unknown code."""
+    parent = sa.orm.aliased(Device)
+    row = session.exec(
+        select(Device, Commune, parent.code)
+        .join(Commune, col(Device.commune_code) == Commune.code)
+        .join(parent, col(Device.parent_id) == parent.id, isouter=True)
+        .where(Device.code == code)
+    ).first()
+    if row is None:
+        raise NotFound("device", code)
+    return row[0], row[1], row[2]

@@ -1,0 +1,9 @@
+"""Every table of the service, gathered so that migrations see one metadata."""
+
+from sqlmodel import SQLModel
+
+from monitor.inventory.models import BroadcastSystem, Commune, Device, District
+
+metadata = SQLModel.metadata
+
+__all__ = ["BroadcastSystem", "Commune", "Device", "District", "metadata"]

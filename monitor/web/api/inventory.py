@@ -1,0 +1,78 @@
+"""Inventory API: districts, communes, devices (read-only here; changes go through fleet files)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+
+from monitor.inventory import service
+from monitor.inventory.choices import DeviceKind
+from monitor.inventory.schemas import CommunePage, CommunePublic, DevicePage, DevicePublic, DistrictPublic
+from monitor.web.deps import SessionDep
+
+router = APIRouter(prefix="/api/v1", tags=["inventory"])
+
+Code = Annotated[str, Query(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")]
+# No control characters: PostgreSQL refuses NUL in text, and no person types them.
+PRINTABLE = r"^[^\x00-\x1f\x7f]*$"
+SearchText = Annotated[
+    str | None, Query(max_length=100, pattern=PRINTABLE, description="text to find, accents and case ignored")
+]
+
+
+@router.get("/districts", response_model=list[DistrictPublic])
+async def list_districts(session: SessionDep) -> list[DistrictPublic]:
+    """Every district (or maintenance area), with its numbers of communes and devices."""
+    return [
+        DistrictPublic(
+            code=s.district.code,
+            name=s.district.name,
+            type=s.district.type,
+            commune_count=s.commune_count,
+            device_count=s.device_count,
+        )
+        for s in service.list_districts(session=session)
+    ]
+
+
+@router.get("/communes", response_model=CommunePage)
+async def list_communes(
+    session: SessionDep,
+    district: Code | None = None,
+    q: SearchText = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 500,
+    offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
+) -> CommunePage:
+    """Communes, optionally of one district, with a text search that ignores accents and case."""
+    rows, total = service.list_communes(session=session, district=district, q=q, limit=limit, offset=offset)
+    return CommunePage(items=[CommunePublic.build(c, n) for c, n in rows], total=total)
+
+
+@router.get("/devices", response_model=DevicePage)
+async def list_devices(
+    session: SessionDep,
+    district: Code | None = None,
+    commune: Code | None = None,
+    kind: DeviceKind | None = None,
+    active: bool | None = None,
+    q: SearchText = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    after: Annotated[
+        str | None, Query(max_length=64, pattern=PRINTABLE, description="last code of the previous page")
+    ] = None,
+    offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
+) -> DevicePage:
+    """Devices ordered by code, filtered by district, commune, kind, and a text search ignoring accents
+    (`dinh lap` finds Đình Lập). Page with `after` (keyset) or `offset`."""
+    filters = service.DeviceFilter(district=district, commune=commune, kind=kind, q=q, active=active)
+    rows, total = service.list_devices(filters, session=session, limit=limit, after=after, offset=offset)
+    items = [DevicePublic.build(d, c, p) for d, c, p in rows]
+    next_after = items[-1].code if len(items) == limit else None
+    return DevicePage(items=items, total=total, next_after=next_after)
+
+
+@router.get("/devices/{code}", response_model=DevicePublic)
+async def get_device(code: str, session: SessionDep) -> DevicePublic:
+    """One device by its code."""
+    return DevicePublic.build(*service.get_device(code, session=session))

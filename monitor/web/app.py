@@ -1,0 +1,54 @@
+"""The FastAPI application factory: wires settings, database and routers; nothing imports it."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import sqlalchemy as sa
+from fastapi import FastAPI
+from fastapi.responses import JSONResponse
+from sqlalchemy.engine import Engine
+
+from monitor import __version__
+from monitor.config import Settings
+from monitor.db import ensure_migrated, make_engine
+from monitor.web.api import inventory
+from monitor.web.deps import EngineDep
+from monitor.web.problems import install_problem_handlers
+
+
+def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
+    """Build the web application; refuses to start on a database that is not migrated."""
+    settings.require_real_secrets()
+    engine = engine or make_engine(settings)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        ensure_migrated(engine)
+        yield
+
+    app = FastAPI(
+        title="Giám sát hệ thống thông tin cơ sở — Fleet monitor",
+        version=__version__,
+        description="Giám sát cụm loa và bảng tin điện tử, phiếu sửa chữa theo huyện. "
+        "Monitoring of radio clusters and bulletin boards, with repair tickets routed to districts.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.engine = engine
+    install_problem_handlers(app)
+    app.include_router(inventory.router)
+
+    @app.get("/healthz", tags=["service"])
+    async def healthz(db: EngineDep) -> Any:
+        """Liveness and database reachability, for load balancers and monitoring."""
+        try:
+            with db.connect() as connection:
+                connection.execute(sa.text("SELECT 1"))
+        except sa.exc.SQLAlchemyError:
+            return JSONResponse({"status": "error", "database": "unreachable"}, status_code=503)
+        return {"status": "ok", "database": "ok", "version": __version__}
+
+    return app
