@@ -9,8 +9,8 @@ import pytest
 from sqlmodel import Session, func, select
 
 from monitor.errors import FleetFileError
-from monitor.inventory.fleetfile import read_fleet_file, write_fleet
 from monitor.inventory.demo import generate_demo_rows
+from monitor.inventory.fleetfile import read_fleet_file, write_fleet
 from monitor.inventory.models import Commune, Device
 from monitor.inventory.service import apply_fleet_rows, export_records, validate_fleet_rows
 

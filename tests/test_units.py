@@ -5,7 +5,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, func, select
 
 from monitor.db import session_scope
-from monitor.errors import Conflict, ConfigError
+from monitor.errors import ConfigError, Conflict
 from monitor.inventory.models import Commune, District
 from monitor.inventory.units import MAINTENANCE_AREA_TYPE, init_province, load_units
 
