@@ -39,6 +39,15 @@ def test_communes_filter_by_district_and_search_without_accents(client: TestClie
     assert [c["name"] for c in found] == ["Thị trấn Na Dương"]
 
 
+def test_a_commune_shows_its_broadcast_systems_for_the_plans_targets(client: TestClient) -> None:
+    listed = client.get("/api/v1/communes", params={"q": "dinh lap", "district": "189"}).json()["items"]
+    assert listed and all(c["has_radio_system"] and c["it_telecom_based"] for c in listed)
+    detail = client.get(f"/api/v1/communes/{listed[0]['code']}").json()
+    ip = [s for s in detail["broadcast_systems"] if s["technology"] == "ip"]
+    assert ip and ip[0]["technology_label"] == "Ứng dụng CNTT - viễn thông"
+    assert client.get("/api/v1/communes/00000").status_code == 404
+
+
 @pytest.mark.parametrize(("query", "district"), [("dinh lap", "189"), ("LOC BINH", "188"), ("Đình Lập", "189")])
 def test_device_search_ignores_diacritics_and_case(client: TestClient, query: str, district: str) -> None:
     page = client.get("/api/v1/devices", params={"q": query, "limit": 1000}).json()

@@ -6,8 +6,9 @@ from datetime import date, datetime
 
 from pydantic import BaseModel, ConfigDict
 
-from monitor.inventory.choices import DeviceKind, Protocol
-from monitor.inventory.models import Commune, Device
+from monitor.inventory.choices import BroadcastTechnology, DeviceKind, Protocol, SystemCondition
+from monitor.inventory.models import BroadcastSystem, Commune, Device
+from monitor.inventory.service import CommuneSummary
 
 
 class DistrictPublic(BaseModel):
@@ -21,7 +22,7 @@ class DistrictPublic(BaseModel):
 
 
 class CommunePublic(BaseModel):
-    """A commune with its district and device count."""
+    """A commune with its district, device count, and whether it has a (IT-telecom based) radio system."""
 
     code: str
     name: str
@@ -30,10 +31,52 @@ class CommunePublic(BaseModel):
     lat: float | None
     lon: float | None
     device_count: int
+    has_radio_system: bool
+    it_telecom_based: bool
 
     @classmethod
-    def build(cls, commune: Commune, device_count: int) -> CommunePublic:
-        return cls(**commune.model_dump(exclude={"search_text"}), device_count=device_count)
+    def build(cls, summary: CommuneSummary) -> CommunePublic:
+        return cls(
+            **summary.commune.model_dump(exclude={"search_text"}),
+            device_count=summary.device_count,
+            has_radio_system=summary.system_count > 0,
+            it_telecom_based=summary.ip_system_count > 0,
+        )
+
+
+class BroadcastSystemPublic(BaseModel):
+    """One broadcast system of a commune, with labels for people."""
+
+    technology: BroadcastTechnology
+    technology_label: str
+    condition: SystemCondition
+    condition_label: str
+    installed_year: int | None
+    note: str
+
+    @classmethod
+    def build(cls, system: BroadcastSystem) -> BroadcastSystemPublic:
+        technology, condition = BroadcastTechnology(system.technology), SystemCondition(system.condition)
+        return cls(
+            technology=technology,
+            technology_label=technology.label_vi,
+            condition=condition,
+            condition_label=condition.label_vi,
+            installed_year=system.installed_year,
+            note=system.note,
+        )
+
+
+class CommuneDetail(BaseModel):
+    """A commune and its broadcast systems."""
+
+    code: str
+    name: str
+    type: str
+    district_code: str
+    lat: float | None
+    lon: float | None
+    broadcast_systems: list[BroadcastSystemPublic]
 
 
 class DevicePublic(BaseModel):

@@ -12,9 +12,9 @@ from sqlmodel import Session, col, func, select
 
 from monitor.db import utcnow
 from monitor.errors import FleetFileError, NotFound, Problem
-from monitor.inventory.choices import DeviceKind
+from monitor.inventory.choices import BroadcastTechnology, DeviceKind
 from monitor.inventory.fleetfile import PARENT_KINDS, FleetRow, parse_row, people_today
-from monitor.inventory.models import Commune, Device, District
+from monitor.inventory.models import BroadcastSystem, Commune, Device, District
 from monitor.text import fold, like_pattern
 
 # --- fleet import -------------------------------------------------------------------------------
@@ -245,10 +245,20 @@ def get_district(code: str, *, session: Session) -> District:
     return district
 
 
+@dataclass(frozen=True, slots=True)
+class CommuneSummary:
+    """A commune with its device count and what its broadcast systems count for the plan's targets."""
+
+    commune: Commune
+    device_count: int
+    system_count: int
+    ip_system_count: int
+
+
 def list_communes(
     *, session: Session, district: str | None = None, q: str | None = None, limit: int = 500, offset: int = 0
-) -> tuple[list[tuple[Commune, int]], int]:
-    """Communes with their device count, filtered by district and by a text search, and the total."""
+) -> tuple[list[CommuneSummary], int]:
+    """Communes with their counts, filtered by district and by a text search, and the total."""
     query = select(Commune)
     if district:
         get_district(district, session=session)
@@ -257,14 +267,37 @@ def list_communes(
         query = query.where(col(Commune.search_text).like(like_pattern(q), escape="\\"))
     total = session.exec(select(func.count()).select_from(query.subquery())).one()
     page = list(session.exec(query.order_by(col(Commune.code)).limit(limit).offset(offset)))
-    counts = dict(
+    codes = [c.code for c in page]
+    devices = dict(
         session.exec(
             select(Device.commune_code, func.count())
-            .where(col(Device.commune_code).in_([c.code for c in page]))
+            .where(col(Device.commune_code).in_(codes))
             .group_by(col(Device.commune_code))
         ).all()
     )
-    return [(c, counts.get(c.code, 0)) for c in page], total
+    is_ip = sa.case((col(BroadcastSystem.technology) == BroadcastTechnology.IP.value, 1), else_=0)
+    systems = {
+        code: (count, ip)
+        for code, count, ip in session.exec(
+            select(BroadcastSystem.commune_code, func.count(), func.sum(is_ip))
+            .where(col(BroadcastSystem.commune_code).in_(codes))
+            .group_by(col(BroadcastSystem.commune_code))
+        ).all()
+    }
+    return [
+        CommuneSummary(c, devices.get(c.code, 0), *(int(n) for n in systems.get(c.code, (0, 0)))) for c in page
+    ], total
+
+
+def get_commune(code: str, *, session: Session) -> tuple[Commune, list[BroadcastSystem]]:
+    """One commune with its broadcast systems; NotFound for an unknown code."""
+    commune = session.get(Commune, code)
+    if commune is None:
+        raise NotFound("commune", code)
+    systems = session.exec(
+        select(BroadcastSystem).where(BroadcastSystem.commune_code == code).order_by(col(BroadcastSystem.id))
+    )
+    return commune, list(systems)
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,7 +8,15 @@ from fastapi import APIRouter, Query
 
 from monitor.inventory import service
 from monitor.inventory.choices import DeviceKind
-from monitor.inventory.schemas import CommunePage, CommunePublic, DevicePage, DevicePublic, DistrictPublic
+from monitor.inventory.schemas import (
+    BroadcastSystemPublic,
+    CommuneDetail,
+    CommunePage,
+    CommunePublic,
+    DevicePage,
+    DevicePublic,
+    DistrictPublic,
+)
 from monitor.web.deps import SessionDep
 
 router = APIRouter(prefix="/api/v1", tags=["inventory"])
@@ -46,7 +54,17 @@ async def list_communes(
 ) -> CommunePage:
     """Communes, optionally of one district, with a text search that ignores accents and case."""
     rows, total = service.list_communes(session=session, district=district, q=q, limit=limit, offset=offset)
-    return CommunePage(items=[CommunePublic.build(c, n) for c, n in rows], total=total)
+    return CommunePage(items=[CommunePublic.build(row) for row in rows], total=total)
+
+
+@router.get("/communes/{code}", response_model=CommuneDetail)
+async def get_commune(code: str, session: SessionDep) -> CommuneDetail:
+    """One commune with its broadcast systems (technology and condition, for the plan's targets)."""
+    commune, systems = service.get_commune(code, session=session)
+    return CommuneDetail(
+        **commune.model_dump(exclude={"search_text"}),
+        broadcast_systems=[BroadcastSystemPublic.build(s) for s in systems],
+    )
 
 
 @router.get("/devices", response_model=DevicePage)
