@@ -8,6 +8,8 @@ seeding twice changes nothing.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import random
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -22,6 +24,8 @@ from monitor.inventory.units import init_province, load_units
 
 DEMO_HTTP_PORT = 18080
 DEMO_SNMP_PORT = 16161
+DEMO_SNMP_V3_PORT = 16162
+DEMO_SNMP_V3_CREDENTIALS = "v3:monitor:demo-auth-pass:demo-priv-pass"  # SHA / AES-128 (docs/vendor-formats.md)
 DISTRICT_CENTRE_TYPES = frozenset({"Thị trấn", "Phường"})
 
 
@@ -61,12 +65,15 @@ def generate_demo_rows(communes: list[Commune], seed: int, today: date) -> list[
         protocol: Protocol,
         parent: str | None,
         interval: int,
+        snmp_v3: bool = False,
     ) -> None:
         index = len(rows)
+        credentials = None
         if protocol is Protocol.HTTP:
             address, port = f"http://{_address(index)}:{DEMO_HTTP_PORT}/status", None
         elif protocol is Protocol.SNMP:
-            address, port = _address(index), DEMO_SNMP_PORT
+            address, port = _address(index), DEMO_SNMP_V3_PORT if snmp_v3 else DEMO_SNMP_PORT
+            credentials = DEMO_SNMP_V3_CREDENTIALS if snmp_v3 else "public"
         elif protocol is Protocol.MQTT:
             address, port = f"lang-son/{commune.code}/{code}/heartbeat", None
         else:
@@ -93,7 +100,7 @@ def generate_demo_rows(communes: list[Commune], seed: int, today: date) -> list[
                 installed_on=today - timedelta(days=rng.randint(180, 5 * 365)),
                 vendor=vendor.vendor,
                 model=vendor.model,
-                credentials="public" if protocol is Protocol.SNMP else None,
+                credentials=credentials,
             )
         )
 
@@ -128,6 +135,7 @@ def generate_demo_rows(communes: list[Commune], seed: int, today: date) -> list[
                 protocol,
                 station,
                 60,
+                snmp_v3=protocol is Protocol.SNMP and rng.random() < 0.1,
             )
         boards = rng.randint(1, 2) if commune.type in DISTRICT_CENTRE_TYPES else int(rng.random() < 1 / 3)
         for n in range(1, boards + 1):
@@ -166,6 +174,14 @@ def _seed_broadcast_systems(communes: list[Commune], rng: random.Random, session
                     note="Đài cũ, chờ thay thế",
                 )
             )
+
+
+def demo_token(seed: int, code: str) -> str:
+    """The heartbeat token of a demo device: an HMAC that the service and the simulator both derive.
+
+    Only for the demo fleet; real devices get random tokens issued by the operator.
+    """
+    return hmac.new(f"demo-fleet-{seed}".encode(), code.encode(), hashlib.sha256).hexdigest()[:32]
 
 
 def seed_demo(
