@@ -27,6 +27,7 @@ from typing import NamedTuple, TypeAlias
 from zoneinfo import ZoneInfo
 
 from monitor.labels import LabelledEnum
+from monitor.priority import Priority
 from monitor.tickets.holidays import HolidayCalendar
 
 VIETNAM = ZoneInfo("Asia/Ho_Chi_Minh")
@@ -37,15 +38,6 @@ MONDAY_TO_FRIDAY = frozenset(range(5))
 # so that arithmetic fails loudly instead of looping (the longest real break, Tết, is about 9 days).
 MAX_DAYS_WITHOUT_WORK = 366
 ZERO = timedelta(0)
-
-
-class Priority(LabelledEnum):
-    """How urgent a repair is; P1 is the most urgent."""
-
-    P1 = "p1", "P1 – Khẩn cấp", "P1 – Urgent"
-    P2 = "p2", "P2 – Cao", "P2 – High"
-    P3 = "p3", "P3 – Trung bình", "P3 – Medium"
-    P4 = "p4", "P4 – Thấp", "P4 – Low"
 
 
 class CalendarKind(LabelledEnum):
