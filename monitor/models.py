@@ -2,8 +2,9 @@
 
 from sqlmodel import SQLModel
 
+from monitor.health.models import DeviceHealthRow, StateChange
 from monitor.inventory.models import BroadcastSystem, Commune, Device, District
 
 metadata = SQLModel.metadata
 
-__all__ = ["BroadcastSystem", "Commune", "Device", "District", "metadata"]
+__all__ = ["BroadcastSystem", "Commune", "Device", "DeviceHealthRow", "District", "StateChange", "metadata"]

@@ -56,6 +56,10 @@ class BroadcastSystem(SQLModel, table=True):
     note: str = Field(default="", max_length=500)
 
 
+#: Device fields that are written, never shown back or exported.
+SECRET_FIELDS = frozenset({"credentials", "token_hash"})
+
+
 class Device(SQLModel, table=True):
     """A device the service watches: a radio cluster, a bulletin board, a station controller or a
     gateway, standing in one commune and possibly depending on a parent device (its gateway or
@@ -84,6 +88,8 @@ class Device(SQLModel, table=True):
     port: int | None = None
     # Write-only: SNMP community or credentials. Stored for the collectors, never shown back.
     credentials: str | None = Field(default=None, max_length=500)
+    # SHA-256 of the device's heartbeat token (a random 128-bit secret, so a fast hash is enough).
+    token_hash: str | None = Field(default=None, max_length=64)
     interval_s: int = Field(default=60)
     installed_on: date | None = None
     lat: float | None = None

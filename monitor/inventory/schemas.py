@@ -7,7 +7,7 @@ from datetime import date, datetime
 from pydantic import BaseModel, ConfigDict
 
 from monitor.inventory.choices import BroadcastTechnology, DeviceKind, Protocol, SystemCondition
-from monitor.inventory.models import BroadcastSystem, Commune, Device
+from monitor.inventory.models import SECRET_FIELDS, BroadcastSystem, Commune, Device
 from monitor.inventory.service import CommuneSummary
 
 
@@ -110,7 +110,7 @@ class DevicePublic(BaseModel):
     def build(cls, device: Device, commune: Commune, parent_code: str | None) -> DevicePublic:
         kind = DeviceKind(device.kind)
         return cls(
-            **device.model_dump(exclude={"id", "parent_id", "credentials", "search_text", "created_at", "kind"}),
+            **device.model_dump(exclude={*SECRET_FIELDS, "id", "parent_id", "search_text", "created_at", "kind"}),
             kind=kind,
             kind_label=kind.label_vi,
             commune_name=commune.name,

@@ -14,7 +14,7 @@ from monitor.db import utcnow
 from monitor.errors import FleetFileError, NotFound, Problem
 from monitor.inventory.choices import BroadcastTechnology, DeviceKind
 from monitor.inventory.fleetfile import PARENT_KINDS, FleetRow, parse_row, people_today
-from monitor.inventory.models import BroadcastSystem, Commune, Device, District
+from monitor.inventory.models import SECRET_FIELDS, BroadcastSystem, Commune, Device, District
 from monitor.text import fold, like_pattern
 
 # --- fleet import -------------------------------------------------------------------------------
@@ -202,7 +202,7 @@ def export_records(*, session: Session) -> list[dict[str, Any]]:
     records = []
     for device, parent_code in session.exec(query):
         record = device.model_dump(
-            exclude={"credentials", "search_text", "created_at", "updated_at", "id", "parent_id"}
+            exclude={*SECRET_FIELDS, "search_text", "created_at", "updated_at", "id", "parent_id"}
         )
         record["parent_code"] = parent_code
         records.append(record)
