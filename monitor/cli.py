@@ -13,7 +13,7 @@ from sqlalchemy.engine import Engine
 
 from monitor.config import Mode, Settings, load_settings
 from monitor.db import current_revision, ensure_migrated, head_revision, make_engine, session_scope, upgrade
-from monitor.errors import FleetFileError, MonitorError
+from monitor.errors import FleetFileError, InvalidInput, MonitorError
 from monitor.inventory.choices import UnitStructure
 from monitor.inventory.fleetfile import read_fleet_file, write_fleet
 
@@ -25,8 +25,10 @@ app = typer.Typer(
 )
 db_app = typer.Typer(help="Database schema: upgrade it, or see where it stands.", no_args_is_help=True)
 fleet_app = typer.Typer(help="The province's units and the device inventory.", no_args_is_help=True)
+users_app = typer.Typer(help="People who use the service, their roles and districts.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(fleet_app, name="fleet")
+app.add_typer(users_app, name="users")
 
 
 def _fail(message: str, code: int = 1) -> NoReturn:
@@ -69,14 +71,18 @@ def demo(
     from monitor.web.app import create_app
 
     _configure_logging()
-    settings = _settings(mode=Mode.DEMO, port=port)
+    from monitor.auth.cast import CAST, DEMO_PASSWORD, seed_cast
+
+    settings = _settings(mode=Mode.DEMO, port=port, cookie_secure=False)
     engine = make_engine(settings)
     upgrade(engine)
     with session_scope(engine) as session:
         result = seed_demo(session=session, seed=seed, structure=structure)
+        seed_cast(session=session)
     typer.echo(f"database: {settings.effective_database_url}")
     typer.echo(f"fleet: {result.created} devices created, {result.updated} updated, {result.unchanged} unchanged")
-    typer.echo(f"open http://127.0.0.1:{port}/docs (API) — http://127.0.0.1:{port}/api/v1/districts")
+    typer.echo(f"open http://127.0.0.1:{port}/docs (API) — sign in with POST /api/v1/auth/login")
+    typer.echo(f"demo users (password {DEMO_PASSWORD!r}): " + ", ".join(f"{p.username} ({p.role.value})" for p in CAST))
     typer.echo("Ctrl-C stops it.")
     uvicorn.run(create_app(settings, engine), host="127.0.0.1", port=port, log_level="info")
 
@@ -147,6 +153,20 @@ def fleet_init(
     )
 
 
+@fleet_app.command("token")
+def fleet_token(code: Annotated[str, typer.Argument(help="code of the device that pushes heartbeats")]) -> None:
+    """Issue a new heartbeat token for a device (the old one stops working). It is shown once: copy it."""
+    from monitor.inventory.tokens import issue_token
+
+    engine = _migrated_engine(_settings())
+    try:
+        with session_scope(engine) as session:
+            token = issue_token(code, session=session)
+    except MonitorError as exc:
+        _fail(str(exc))
+    typer.echo(token)
+
+
 class FileFormat(StrEnum):
     csv = "csv"
     yaml = "yaml"
@@ -201,3 +221,70 @@ def fleet_export(
     else:
         output.write_text(text, encoding="utf-8")
         typer.echo(f"wrote {output}", err=True)
+
+
+@users_app.command("add")
+def users_add(
+    username: Annotated[str, typer.Argument(help="sign-in name: lower-case letters, digits, '.', '_', '-'")],
+    full_name: Annotated[str, typer.Option("--name", help="full name shown to others")],
+    role: Annotated[str, typer.Option(help="admin, leader, officer or technician")],
+    district: Annotated[str | None, typer.Option(help="district code (officers and technicians)")] = None,
+    email: Annotated[str | None, typer.Option(help="for e-mail notifications")] = None,
+    password_stdin: Annotated[bool, typer.Option(help="read the password from standard input")] = False,
+) -> None:
+    """Add a user. The password is asked for (hidden), or read from standard input."""
+    from monitor.auth.models import Role
+    from monitor.auth.service import create_user
+
+    try:
+        role_value = Role(role)
+    except ValueError:
+        _fail(f"unknown role {role!r}; expected admin, leader, officer or technician")
+    password = sys.stdin.readline().rstrip("\n") if password_stdin else typer.prompt("password", hide_input=True)
+    engine = _migrated_engine(_settings())
+    try:
+        with session_scope(engine) as session:
+            create_user(
+                session=session,
+                username=username,
+                full_name=full_name,
+                role=role_value,
+                password=password,
+                district_code=district,
+                email=email,
+            )
+    except InvalidInput as exc:
+        _fail(f"{exc}: " + "; ".join(str(p) for p in exc.problems))
+    except MonitorError as exc:
+        _fail(str(exc))
+    typer.echo(f"user {username} ({role_value.value}) added")
+
+
+@users_app.command("list")
+def users_list() -> None:
+    """List users with their role and district (never their passwords)."""
+    from monitor.auth.service import list_users
+
+    engine = _migrated_engine(_settings())
+    with session_scope(engine) as session:
+        for user in list_users(session=session):
+            state = "" if user.active else " (disabled)"
+            typer.echo(f"{user.username}\t{user.role}\t{user.district_code or '-'}\t{user.full_name}{state}")
+
+
+@users_app.command("passwd")
+def users_passwd(
+    username: str,
+    password_stdin: Annotated[bool, typer.Option(help="read the password from standard input")] = False,
+) -> None:
+    """Set a user's password; their open sessions end."""
+    from monitor.auth.service import set_password
+
+    password = sys.stdin.readline().rstrip("\n") if password_stdin else typer.prompt("password", hide_input=True)
+    engine = _migrated_engine(_settings())
+    try:
+        with session_scope(engine) as session:
+            set_password(username, password, session=session)
+    except MonitorError as exc:
+        _fail(str(exc))
+    typer.echo(f"password of {username} changed")

@@ -53,6 +53,27 @@ class Settings(BaseSettings):
     sqlite_busy_timeout_ms: int = Field(default=5000, ge=0)
     database_pool_size: int = Field(default=10, ge=1)
 
+    cookie_secure: bool = Field(default=True, description="send the session cookie over HTTPS only")
+    session_hours: float = Field(default=12, gt=0, le=24 * 30)
+
+    # --- collection ---
+    profiles_dir: Path | None = Field(default=None, description="folder of the operator's own device profiles")
+    mqtt_url: str | None = Field(
+        default=None, description="MQTT broker the 4G devices publish to, mqtt://host:port (demo: embedded)"
+    )
+    mqtt_topic_filter: str = Field(default="#", description="topics to subscribe to for device heartbeats")
+    poll_concurrency: int = Field(default=1000, ge=1, description="polls in flight at once, per collector")
+    poll_slots: int = Field(default=60, ge=1, le=3600, description="phases an interval is spread over")
+    http_timeout_s: float = Field(default=5.0, gt=0, le=60)
+    http_max_body_bytes: int = Field(default=256 * 1024, ge=1024)
+    snmp_timeout_s: float = Field(default=2.0, gt=0, le=30)
+    snmp_retries: int = Field(default=1, ge=0, le=5)
+    snmp_trap_port: int | None = Field(default=None, ge=1, le=65535, description="listen for SNMP traps here")
+    failures_to_down: int = Field(default=3, ge=1, le=100)
+    successes_to_up: int = Field(default=2, ge=1, le=100)
+    heartbeat_grace_s: float = Field(default=30.0, ge=0)
+    heartbeat_max_bytes: int = Field(default=64 * 1024, ge=1024)
+
     @field_validator("database_url")
     @classmethod
     def _normalise_database_url(cls, value: str | None) -> str | None:

@@ -2,9 +2,20 @@
 
 from sqlmodel import SQLModel
 
+from monitor.auth.models import User, UserSession
 from monitor.health.models import DeviceHealthRow, StateChange
 from monitor.inventory.models import BroadcastSystem, Commune, Device, District
 
 metadata = SQLModel.metadata
 
-__all__ = ["BroadcastSystem", "Commune", "Device", "DeviceHealthRow", "District", "StateChange", "metadata"]
+__all__ = [
+    "BroadcastSystem",
+    "Commune",
+    "Device",
+    "DeviceHealthRow",
+    "District",
+    "StateChange",
+    "User",
+    "UserSession",
+    "metadata",
+]

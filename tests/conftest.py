@@ -11,6 +11,7 @@ import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -134,6 +135,25 @@ def demo_engine(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPat
         seed_demo(session=session, seed=1)
     yield engine
     engine.dispose()
+
+
+@pytest.fixture(scope="module")
+def demo_cast(demo_engine: Engine) -> Engine:
+    """The demo database with the fixed cast of users (see monitor/auth/cast.py)."""
+    from monitor.auth.cast import seed_cast
+
+    with session_scope(demo_engine) as session:
+        seed_cast(session=session)
+    return demo_engine
+
+
+def login(client: Any, username: str, password: str | None = None) -> dict[str, str]:
+    """Sign in through the API; returns the headers that carry the bearer token."""
+    from monitor.auth.cast import DEMO_PASSWORD
+
+    response = client.post("/api/v1/auth/login", json={"username": username, "password": password or DEMO_PASSWORD})
+    assert response.status_code == 200, response.text
+    return {"Authorization": f"Bearer {response.json()['token']}"}
 
 
 @pytest.fixture

@@ -10,13 +10,31 @@ from sqlalchemy.engine import Engine
 
 from monitor.config import load_settings
 from monitor.web.app import create_app
-from tests.conftest import TEST_SECRET
+from tests.conftest import TEST_SECRET, login
 
 
 @pytest.fixture(scope="module")
-def client(demo_engine: Engine) -> Iterator[TestClient]:
-    settings = load_settings(database_url=demo_engine.url.render_as_string(hide_password=False), secret_key=TEST_SECRET)
-    with TestClient(create_app(settings, demo_engine), raise_server_exceptions=False) as client:
+def anonymous(demo_cast: Engine) -> Iterator[TestClient]:
+    settings = load_settings(
+        database_url=demo_cast.url.render_as_string(hide_password=False), secret_key=TEST_SECRET, cookie_secure=False
+    )
+    with TestClient(create_app(settings, demo_cast), raise_server_exceptions=False) as client:
+        yield client
+
+
+@pytest.fixture(scope="module")
+def client(anonymous: TestClient) -> TestClient:
+    """Signed in as the province's administrator, who sees every district."""
+    anonymous.headers.update(login(anonymous, "admin"))
+    return anonymous
+
+
+@pytest.fixture(scope="module")
+def dinh_lap(demo_cast: Engine) -> Iterator[TestClient]:
+    """Signed in as the officer of Đình Lập (district 189)."""
+    settings = load_settings(database_url=demo_cast.url.render_as_string(hide_password=False), secret_key=TEST_SECRET)
+    with TestClient(create_app(settings, demo_cast), raise_server_exceptions=False) as client:
+        client.headers.update(login(client, "dinhlap"))
         yield client
 
 
@@ -120,3 +138,49 @@ def test_hostile_search_text_never_causes_a_500(client: TestClient, q: str) -> N
 def test_openapi_docs_are_served(client: TestClient) -> None:
     assert client.get("/docs").status_code == 200
     assert "/api/v1/devices/{code}" in client.get("/openapi.json").json()["paths"]
+
+
+def test_the_api_needs_a_signed_in_user(demo_cast: Engine) -> None:
+    settings = load_settings(database_url=demo_cast.url.render_as_string(hide_password=False), secret_key=TEST_SECRET)
+    with TestClient(create_app(settings, demo_cast)) as stranger:
+        response = stranger.get("/api/v1/devices")
+        assert response.status_code == 401 and response.headers["www-authenticate"] == "Bearer"
+        assert stranger.get("/api/v1/devices", headers={"Authorization": "Bearer forged"}).status_code == 401
+        assert stranger.post("/api/v1/auth/login", json={"username": "admin", "password": "wrong"}).status_code == 401
+
+
+def test_a_district_officer_sees_only_their_district(dinh_lap: TestClient) -> None:
+    assert [d["code"] for d in dinh_lap.get("/api/v1/districts").json()] == ["189"]
+    devices = dinh_lap.get("/api/v1/devices", params={"limit": 1000}).json()
+    assert devices["total"] > 0 and {d["district_code"] for d in devices["items"]} == {"189"}
+    assert dinh_lap.get("/api/v1/communes").json()["total"] == 12
+    # another district's things do not exist for them, whichever way they ask
+    assert dinh_lap.get("/api/v1/devices/05971-ST").status_code == 404
+    assert dinh_lap.get("/api/v1/devices", params={"district": "183"}).status_code == 404
+    assert dinh_lap.get("/api/v1/devices", params={"commune": "05971"}).status_code == 404
+    assert dinh_lap.get("/api/v1/communes/05971").status_code == 404
+    assert dinh_lap.get("/api/v1/devices", params={"q": "cao loc"}).json()["total"] == 0
+
+
+def test_a_browser_session_needs_the_csrf_token_to_change_anything(demo_cast: Engine) -> None:
+    settings = load_settings(
+        database_url=demo_cast.url.render_as_string(hide_password=False), secret_key=TEST_SECRET, cookie_secure=False
+    )
+    with TestClient(create_app(settings, demo_cast)) as browser:
+        signed_in = browser.post("/api/v1/auth/login", json={"username": "caoloc", "password": "demo-password"})
+        assert "httponly" in signed_in.headers["set-cookie"].lower()
+        assert browser.get("/api/v1/auth/me").json()["district_code"] == "183"  # the cookie alone reads
+        assert browser.post("/api/v1/auth/logout").status_code == 403  # but cannot change without the token
+        csrf = {"X-CSRF-Token": signed_in.json()["csrf_token"]}
+        assert browser.post("/api/v1/auth/logout", headers=csrf).status_code == 204
+        assert browser.get("/api/v1/auth/me").status_code == 401
+
+
+def test_repeated_wrong_passwords_are_throttled(demo_cast: Engine) -> None:
+    settings = load_settings(database_url=demo_cast.url.render_as_string(hide_password=False), secret_key=TEST_SECRET)
+    with TestClient(create_app(settings, demo_cast)) as attacker:
+        codes = [
+            attacker.post("/api/v1/auth/login", json={"username": "lanhdao", "password": f"guess-{n}"}).status_code
+            for n in range(11)
+        ]
+        assert codes[:10] == [401] * 10 and codes[10] == 429

@@ -14,6 +14,7 @@ import pytest
 from typer.testing import CliRunner
 
 from monitor.cli import app
+from monitor.db import head_revision
 from tests.conftest import TEST_SECRET
 from tests.postgres import free_port
 
@@ -41,7 +42,7 @@ def test_help_explains_the_commands(run) -> None:
 
 def test_a_new_database_is_upgraded_then_the_province_and_a_fleet_are_loaded(run, tmp_path: Path) -> None:
     assert run("db", "current").exit_code == 1
-    assert "empty -> 0001" in run("db", "upgrade").output
+    assert f"empty -> {head_revision()}" in run("db", "upgrade").output
     assert run("db", "current").exit_code == 0
     assert "11 districts, 200 communes; 211 created" in run("fleet", "init", "--province", "lang-son").output
     assert "0 created, 0 updated" in run("fleet", "init").output
@@ -90,13 +91,21 @@ def test_the_demo_serves_the_province_and_stops_cleanly_on_ctrl_c(tmp_path: Path
     env["MONITOR_DATA_DIR"] = str(tmp_path / "data")
     process = subprocess.Popen(
         [sys.executable, "-m", "monitor", "demo", "--port", str(port), "--seed", "3"],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )  # fmt: skip
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         deadline = time.monotonic() + 60
+        base = f"http://127.0.0.1:{port}"
         while True:
             try:
-                districts = httpx.get(f"http://127.0.0.1:{port}/api/v1/districts", timeout=2).json()
+                signed_in = httpx.post(
+                    f"{base}/api/v1/auth/login", json={"username": "lanhdao", "password": "demo-password"}, timeout=2
+                )
+                headers = {"Authorization": f"Bearer {signed_in.json()['token']}"}
+                districts = httpx.get(f"{base}/api/v1/districts", headers=headers, timeout=2).json()
                 break
             except httpx.TransportError:
                 assert process.poll() is None, process.stdout.read() if process.stdout else ""
@@ -111,3 +120,44 @@ def test_the_demo_serves_the_province_and_stops_cleanly_on_ctrl_c(tmp_path: Path
     assert process.returncode == 0, output
     assert f"http://127.0.0.1:{port}/docs" in output
     assert (tmp_path / "data" / "monitor.db").exists()
+
+
+def test_users_are_added_listed_and_their_password_changed(run, monkeypatch: pytest.MonkeyPatch) -> None:
+    run("db", "upgrade")
+    run("fleet", "init")
+    runner = CliRunner()
+    added = runner.invoke(
+        app,
+        [
+            "users",
+            "add",
+            "tech1",
+            "--name",
+            "Kỹ thuật viên",
+            "--role",
+            "technician",
+            "--district",
+            "183",
+            "--password-stdin",
+        ],
+        input="a-long-password\n",
+    )
+    assert added.exit_code == 0, added.output
+    listed = run("users", "list").output
+    assert "tech1\ttechnician\t183" in listed and "password" not in listed
+    refused = runner.invoke(
+        app, ["users", "add", "x", "--name", "X", "--role", "officer", "--password-stdin"], input="short\n"
+    )
+    assert refused.exit_code == 1 and "district_code" in refused.output and "password" in refused.output
+    changed = runner.invoke(app, ["users", "passwd", "tech1", "--password-stdin"], input="another-long-one\n")
+    assert changed.exit_code == 0
+
+
+def test_a_heartbeat_token_is_issued_once_and_only_its_hash_is_kept(run) -> None:
+    run("db", "upgrade")
+    run("fleet", "init")
+    run("fleet", "import", str(EXAMPLE))
+    token = run("fleet", "token", "06613-BB1").output.strip()
+    assert len(token) >= 32
+    assert token not in run("fleet", "export").output
+    assert run("fleet", "token", "NOPE").exit_code == 1

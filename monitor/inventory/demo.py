@@ -18,8 +18,9 @@ from sqlmodel import Session, col, func, select
 
 from monitor.inventory.choices import BroadcastTechnology, DeviceKind, Protocol, SystemCondition, UnitStructure
 from monitor.inventory.fleetfile import FleetRow
-from monitor.inventory.models import BroadcastSystem, Commune
+from monitor.inventory.models import BroadcastSystem, Commune, Device
 from monitor.inventory.service import ImportResult, apply_fleet_rows
+from monitor.inventory.tokens import hash_token
 from monitor.inventory.units import init_province, load_units
 
 DEMO_HTTP_PORT = 18080
@@ -192,6 +193,10 @@ def seed_demo(
     communes = list(session.exec(select(Commune).order_by(col(Commune.code))))
     rows = generate_demo_rows(communes, seed, today or date(2026, 1, 1))
     result = apply_fleet_rows(rows, session=session)
+    pushed = [row.code for row in rows if row.protocol is Protocol.HEARTBEAT]
+    for device in session.exec(select(Device).where(col(Device.code).in_(pushed), col(Device.token_hash).is_(None))):
+        device.token_hash = hash_token(demo_token(seed, device.code))
+    session.flush()
     if session.exec(select(func.count()).select_from(BroadcastSystem)).one() == 0:
         _seed_broadcast_systems(communes, random.Random(seed), session)
         session.flush()

@@ -219,8 +219,11 @@ class DistrictSummary:
     device_count: int
 
 
-def list_districts(*, session: Session) -> list[DistrictSummary]:
-    """Every district (or maintenance area) with its number of communes and devices."""
+def list_districts(*, session: Session, district_codes: frozenset[str] | None = None) -> list[DistrictSummary]:
+    """Districts (or maintenance areas) with their numbers of communes and devices.
+
+    `district_codes` limits what is seen (a district-scoped user); None means every district.
+    """
     communes = dict(
         session.exec(select(Commune.district_code, func.count()).group_by(col(Commune.district_code))).all()
     )
@@ -232,15 +235,16 @@ def list_districts(*, session: Session) -> list[DistrictSummary]:
             .group_by(col(Commune.district_code))
         ).all()
     )
-    return [
-        DistrictSummary(d, communes.get(d.code, 0), devices.get(d.code, 0))
-        for d in session.exec(select(District).order_by(col(District.code)))
-    ]
+    query = select(District).order_by(col(District.code))
+    if district_codes is not None:
+        query = query.where(col(District.code).in_(district_codes))
+    return [DistrictSummary(d, communes.get(d.code, 0), devices.get(d.code, 0)) for d in session.exec(query)]
 
 
-def get_district(code: str, *, session: Session) -> District:
+def get_district(code: str, *, session: Session, district_codes: frozenset[str] | None = None) -> District:
+    """One district; NotFound also when it lies outside what the caller may see (existence is not leaked)."""
     district = session.get(District, code)
-    if district is None:
+    if district is None or (district_codes is not None and code not in district_codes):
         raise NotFound("district", code)
     return district
 
@@ -256,13 +260,21 @@ class CommuneSummary:
 
 
 def list_communes(
-    *, session: Session, district: str | None = None, q: str | None = None, limit: int = 500, offset: int = 0
+    *,
+    session: Session,
+    district: str | None = None,
+    q: str | None = None,
+    limit: int = 500,
+    offset: int = 0,
+    district_codes: frozenset[str] | None = None,
 ) -> tuple[list[CommuneSummary], int]:
     """Communes with their counts, filtered by district and by a text search, and the total."""
     query = select(Commune)
     if district:
-        get_district(district, session=session)
+        get_district(district, session=session, district_codes=district_codes)
         query = query.where(Commune.district_code == district)
+    if district_codes is not None:
+        query = query.where(col(Commune.district_code).in_(district_codes))
     if q and fold(q):
         query = query.where(col(Commune.search_text).like(like_pattern(q), escape="\\"))
     total = session.exec(select(func.count()).select_from(query.subquery())).one()
@@ -289,10 +301,12 @@ def list_communes(
     ], total
 
 
-def get_commune(code: str, *, session: Session) -> tuple[Commune, list[BroadcastSystem]]:
-    """One commune with its broadcast systems; NotFound for an unknown code."""
+def get_commune(
+    code: str, *, session: Session, district_codes: frozenset[str] | None = None
+) -> tuple[Commune, list[BroadcastSystem]]:
+    """One commune with its broadcast systems; NotFound for an unknown code or one out of scope."""
     commune = session.get(Commune, code)
-    if commune is None:
+    if commune is None or (district_codes is not None and commune.district_code not in district_codes):
         raise NotFound("commune", code)
     systems = session.exec(
         select(BroadcastSystem).where(BroadcastSystem.commune_code == code).order_by(col(BroadcastSystem.id))
@@ -310,7 +324,13 @@ class DeviceFilter:
 
 
 def list_devices(
-    filters: DeviceFilter, *, session: Session, limit: int = 100, after: str | None = None, offset: int = 0
+    filters: DeviceFilter,
+    *,
+    session: Session,
+    limit: int = 100,
+    after: str | None = None,
+    offset: int = 0,
+    district_codes: frozenset[str] | None = None,
 ) -> tuple[list[tuple[Device, Commune, str | None]], int]:
     """A page of devices ordered by code, with their commune and parent code, and the total.
 
@@ -319,12 +339,13 @@ def list_devices(
     """
     parent = sa.orm.aliased(Device)
     where: list[Any] = []
+    if district_codes is not None:
+        where.append(col(Commune.district_code).in_(district_codes))
     if filters.district:
-        get_district(filters.district, session=session)
+        get_district(filters.district, session=session, district_codes=district_codes)
         where.append(Commune.district_code == filters.district)
     if filters.commune:
-        if session.get(Commune, filters.commune) is None:
-            raise NotFound("commune", filters.commune)
+        get_commune(filters.commune, session=session, district_codes=district_codes)
         where.append(Device.commune_code == filters.commune)
     if filters.kind:
         where.append(Device.kind == filters.kind.value)
@@ -346,8 +367,10 @@ def list_devices(
     return [(d, c, p) for d, c, p in rows], total
 
 
-def get_device(code: str, *, session: Session) -> tuple[Device, Commune, str | None]:
-    """One device with its commune and parent code; NotFound for an unknown code."""
+def get_device(
+    code: str, *, session: Session, district_codes: frozenset[str] | None = None
+) -> tuple[Device, Commune, str | None]:
+    """One device with its commune and parent code; NotFound for an unknown code or one out of scope."""
     parent = sa.orm.aliased(Device)
     row = session.exec(
         select(Device, Commune, parent.code)
@@ -355,6 +378,6 @@ def get_device(code: str, *, session: Session) -> tuple[Device, Commune, str | N
         .join(parent, col(Device.parent_id) == parent.id, isouter=True)
         .where(Device.code == code)
     ).first()
-    if row is None:
+    if row is None or (district_codes is not None and row[1].district_code not in district_codes):
         raise NotFound("device", code)
     return row[0], row[1], row[2]

@@ -12,9 +12,10 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.engine import Engine
 
 from monitor import __version__
+from monitor.auth.service import LoginThrottle
 from monitor.config import Settings
 from monitor.db import ensure_migrated, make_engine
-from monitor.web.api import inventory
+from monitor.web.api import auth, inventory
 from monitor.web.deps import EngineDep
 from monitor.web.problems import install_problem_handlers
 
@@ -38,7 +39,9 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.engine = engine
+    app.state.login_throttle = LoginThrottle()
     install_problem_handlers(app)
+    app.include_router(auth.router)
     app.include_router(inventory.router)
 
     @app.get("/healthz", tags=["service"])

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import hmac
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, HTTPException, Request
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
+from monitor.auth.models import Role, User
+from monitor.auth.service import Scope, session_user
 from monitor.config import Settings
 
 
@@ -32,3 +36,60 @@ async def get_session(engine: Annotated[Engine, Depends(get_engine)]) -> AsyncIt
 SessionDep = Annotated[Session, Depends(get_session)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 EngineDep = Annotated[Engine, Depends(get_engine)]
+
+
+# --- who is asking ------------------------------------------------------------------------------
+
+SESSION_COOKIE = "monitor_session"
+CSRF_HEADER = "X-CSRF-Token"
+_SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """The signed-in user of a request and what they may see."""
+
+    user: User
+    scope: Scope
+
+    @property
+    def role(self) -> Role:
+        return self.scope.role
+
+
+async def get_principal(request: Request, session: SessionDep) -> Principal:
+    """The signed-in user, from a bearer token (API clients) or the session cookie (browsers).
+
+    A cookie-authenticated request that changes something must echo the session's CSRF token in the
+    X-CSRF-Token header; a bearer token is not sent by browsers on their own, so it needs none.
+    """
+    header = request.headers.get("authorization", "")
+    from_cookie = False
+    if header.lower().startswith("bearer "):
+        token = header[7:].strip()
+    else:
+        token = request.cookies.get(SESSION_COOKIE, "")
+        from_cookie = True
+    found = session_user(token, session=session) if token else None
+    if found is None:
+        raise HTTPException(401, "sign in first", headers={"WWW-Authenticate": "Bearer"})
+    user, user_session = found
+    if from_cookie and request.method not in _SAFE_METHODS:
+        given = request.headers.get(CSRF_HEADER, "")
+        if not hmac.compare_digest(given, user_session.csrf_token):
+            raise HTTPException(403, "missing or wrong CSRF token")
+    return Principal(user, Scope.of(user))
+
+
+PrincipalDep = Annotated[Principal, Depends(get_principal)]
+
+
+def require_roles(*roles: Role) -> Callable[[Principal], Awaitable[Principal]]:
+    """A dependency that lets only these roles through (403 for the others)."""
+
+    async def check(principal: PrincipalDep) -> Principal:
+        if principal.role not in roles:
+            raise HTTPException(403, f"this needs one of the roles: {', '.join(r.value for r in roles)}")
+        return principal
+
+    return check

@@ -17,7 +17,7 @@ from monitor.inventory.schemas import (
     DevicePublic,
     DistrictPublic,
 )
-from monitor.web.deps import SessionDep
+from monitor.web.deps import PrincipalDep, SessionDep
 
 router = APIRouter(prefix="/api/v1", tags=["inventory"])
 
@@ -30,7 +30,7 @@ SearchText = Annotated[
 
 
 @router.get("/districts", response_model=list[DistrictPublic])
-async def list_districts(session: SessionDep) -> list[DistrictPublic]:
+async def list_districts(session: SessionDep, principal: PrincipalDep) -> list[DistrictPublic]:
     """Every district (or maintenance area), with its numbers of communes and devices."""
     return [
         DistrictPublic(
@@ -40,27 +40,35 @@ async def list_districts(session: SessionDep) -> list[DistrictPublic]:
             commune_count=s.commune_count,
             device_count=s.device_count,
         )
-        for s in service.list_districts(session=session)
+        for s in service.list_districts(session=session, district_codes=principal.scope.district_codes)
     ]
 
 
 @router.get("/communes", response_model=CommunePage)
 async def list_communes(
     session: SessionDep,
+    principal: PrincipalDep,
     district: Code | None = None,
     q: SearchText = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 500,
     offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
 ) -> CommunePage:
     """Communes, optionally of one district, with a text search that ignores accents and case."""
-    rows, total = service.list_communes(session=session, district=district, q=q, limit=limit, offset=offset)
+    rows, total = service.list_communes(
+        session=session,
+        district=district,
+        q=q,
+        limit=limit,
+        offset=offset,
+        district_codes=principal.scope.district_codes,
+    )
     return CommunePage(items=[CommunePublic.build(row) for row in rows], total=total)
 
 
 @router.get("/communes/{code}", response_model=CommuneDetail)
-async def get_commune(code: str, session: SessionDep) -> CommuneDetail:
+async def get_commune(code: str, session: SessionDep, principal: PrincipalDep) -> CommuneDetail:
     """One commune with its broadcast systems (technology and condition, for the plan's targets)."""
-    commune, systems = service.get_commune(code, session=session)
+    commune, systems = service.get_commune(code, session=session, district_codes=principal.scope.district_codes)
     return CommuneDetail(
         **commune.model_dump(exclude={"search_text"}),
         broadcast_systems=[BroadcastSystemPublic.build(s) for s in systems],
@@ -70,6 +78,7 @@ async def get_commune(code: str, session: SessionDep) -> CommuneDetail:
 @router.get("/devices", response_model=DevicePage)
 async def list_devices(
     session: SessionDep,
+    principal: PrincipalDep,
     district: Code | None = None,
     commune: Code | None = None,
     kind: DeviceKind | None = None,
@@ -84,13 +93,20 @@ async def list_devices(
     """Devices ordered by code, filtered by district, commune, kind, and a text search ignoring accents
     (`dinh lap` finds Đình Lập). Page with `after` (keyset) or `offset`."""
     filters = service.DeviceFilter(district=district, commune=commune, kind=kind, q=q, active=active)
-    rows, total = service.list_devices(filters, session=session, limit=limit, after=after, offset=offset)
+    rows, total = service.list_devices(
+        filters,
+        session=session,
+        limit=limit,
+        after=after,
+        offset=offset,
+        district_codes=principal.scope.district_codes,
+    )
     items = [DevicePublic.build(d, c, p) for d, c, p in rows]
     next_after = items[-1].code if len(items) == limit else None
     return DevicePage(items=items, total=total, next_after=next_after)
 
 
 @router.get("/devices/{code}", response_model=DevicePublic)
-async def get_device(code: str, session: SessionDep) -> DevicePublic:
+async def get_device(code: str, session: SessionDep, principal: PrincipalDep) -> DevicePublic:
     """One device by its code."""
-    return DevicePublic.build(*service.get_device(code, session=session))
+    return DevicePublic.build(*service.get_device(code, session=session, district_codes=principal.scope.district_codes))

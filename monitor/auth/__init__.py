@@ -1,0 +1,1 @@
+"""Users, roles and sessions: who may see and change what, by role and district."""

@@ -1,0 +1,191 @@
+"""Users, passwords, sessions and scopes, as plain functions taking the session as a keyword."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import secrets
+import time
+from collections import defaultdict, deque
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from pwdlib import PasswordHash
+from sqlmodel import Session, col, delete, select
+
+from monitor.auth.models import Role, User, UserSession
+from monitor.db import utcnow
+from monitor.errors import Conflict, InvalidInput, NotFound, Problem
+from monitor.inventory.models import District
+
+MIN_PASSWORD_LENGTH = 10
+SESSION_TTL = timedelta(hours=12)
+_USERNAME = re.compile(r"^[a-z0-9][a-z0-9._-]{1,63}$")
+_hasher = PasswordHash.recommended()  # argon2id
+# Verified when the user is unknown, so that a login takes as long whether the name exists or not.
+_DUMMY_HASH = _hasher.hash("not a password of anyone")
+
+
+@dataclass(frozen=True, slots=True)
+class Scope:
+    """What a user may see: every district (None) or only theirs."""
+
+    role: Role
+    district_codes: frozenset[str] | None
+
+    @classmethod
+    def of(cls, user: User) -> Scope:
+        role = Role(user.role)
+        if role.is_district_scoped:
+            return cls(role, frozenset({user.district_code}) if user.district_code else frozenset())
+        return cls(role, None)
+
+    def allows(self, district_code: str | None) -> bool:
+        return self.district_codes is None or district_code in self.district_codes
+
+
+def hash_password(password: str) -> str:
+    return _hasher.hash(password)
+
+
+def _token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def create_user(
+    *,
+    session: Session,
+    username: str,
+    full_name: str,
+    role: Role,
+    password: str,
+    district_code: str | None = None,
+    email: str | None = None,
+    phone: str | None = None,
+    language: str = "vi",
+) -> User:
+    """Create a user, checking every field; district-scoped roles need a district that exists."""
+    problems = []
+    if not _USERNAME.match(username):
+        problems.append(Problem("username", "2-64 lower-case letters, digits, '.', '_' or '-'"))
+    if not full_name.strip():
+        problems.append(Problem("full_name", "required"))
+    if len(password) < MIN_PASSWORD_LENGTH:
+        problems.append(Problem("password", f"at least {MIN_PASSWORD_LENGTH} characters"))
+    if role.is_district_scoped and not district_code:
+        problems.append(Problem("district_code", f"a {role.value} belongs to a district"))
+    if district_code and session.get(District, district_code) is None:
+        problems.append(Problem("district_code", f"unknown district {district_code!r}"))
+    if language not in ("vi", "en"):
+        problems.append(Problem("language", "vi or en"))
+    if problems:
+        raise InvalidInput("the user cannot be created", problems)
+    if session.exec(select(User).where(User.username == username)).first() is not None:
+        raise Conflict(f"a user named {username!r} already exists")
+    user = User(
+        username=username,
+        full_name=full_name.strip(),
+        role=role.value,
+        district_code=district_code if role.is_district_scoped else None,
+        email=email,
+        phone=phone,
+        language=language,
+        password_hash=hash_password(password),
+    )
+    session.add(user)
+    session.flush()
+    return user
+
+
+def set_password(username: str, password: str, *, session: Session) -> None:
+    """Change a user's password and end all their sessions."""
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise InvalidInput("password too short", [Problem("password", f"at least {MIN_PASSWORD_LENGTH} characters")])
+    user = session.exec(select(User).where(User.username == username)).first()
+    if user is None:
+        raise NotFound("user", username)
+    user.password_hash = hash_password(password)
+    session.exec(delete(UserSession).where(col(UserSession.user_id) == user.id))
+    session.flush()
+
+
+class LoginThrottle:
+    """Refuses logins of a name or address after too many failures in a window (kept in memory)."""
+
+    def __init__(self, max_failures: int = 10, window_s: float = 900) -> None:
+        self.max_failures = max_failures
+        self.window_s = window_s
+        self._failures: dict[str, deque[float]] = defaultdict(deque)
+
+    def _recent(self, key: str, now: float) -> deque[float]:
+        failures = self._failures[key]
+        while failures and failures[0] < now - self.window_s:
+            failures.popleft()
+        return failures
+
+    def blocked(self, *keys: str) -> bool:
+        now = time.monotonic()
+        return any(len(self._recent(k, now)) >= self.max_failures for k in keys)
+
+    def failed(self, *keys: str) -> None:
+        now = time.monotonic()
+        for key in keys:
+            self._recent(key, now).append(now)
+
+    def succeeded(self, *keys: str) -> None:
+        for key in keys:
+            self._failures.pop(key, None)
+
+
+def authenticate(username: str, password: str, *, session: Session) -> User | None:
+    """The active user with this name and password, or None; rehashes outdated password hashes."""
+    user = session.exec(select(User).where(User.username == username)).first()
+    if user is None or not user.active:
+        _hasher.verify(password, _DUMMY_HASH)
+        return None
+    valid, updated = _hasher.verify_and_update(password, user.password_hash)
+    if not valid:
+        return None
+    if updated is not None:
+        user.password_hash = updated
+    user.last_login_at = utcnow()
+    session.add(user)
+    return user
+
+
+def start_session(user: User, *, session: Session, ttl: timedelta = SESSION_TTL) -> tuple[str, str]:
+    """Sign a user in: returns (session token, CSRF token). Only the token's hash is stored."""
+    assert user.id is not None
+    token, csrf = secrets.token_urlsafe(32), secrets.token_urlsafe(24)
+    now = utcnow()
+    session.add(
+        UserSession(
+            token_hash=_token_hash(token), user_id=user.id, csrf_token=csrf, created_at=now, expires_at=now + ttl
+        )
+    )
+    session.flush()
+    return token, csrf
+
+
+def session_user(token: str, *, session: Session, now: datetime | None = None) -> tuple[User, UserSession] | None:
+    """The user and session of a valid, unexpired token of an active user, or None."""
+    now = now or utcnow()
+    row = session.exec(
+        select(UserSession, User)
+        .join(User, col(User.id) == UserSession.user_id)
+        .where(UserSession.token_hash == _token_hash(token))
+    ).first()
+    if row is None:
+        return None
+    user_session, user = row
+    if user_session.expires_at <= now or not user.active:
+        return None
+    return user, user_session
+
+
+def end_session(token: str, *, session: Session) -> None:
+    session.exec(delete(UserSession).where(col(UserSession.token_hash) == _token_hash(token)))
+
+
+def list_users(*, session: Session) -> list[User]:
+    return list(session.exec(select(User).order_by(col(User.username))))
