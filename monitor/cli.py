@@ -16,6 +16,7 @@ from monitor.db import current_revision, ensure_migrated, head_revision, make_en
 from monitor.errors import FleetFileError, InvalidInput, MonitorError
 from monitor.inventory.choices import UnitStructure
 from monitor.inventory.fleetfile import read_fleet_file, write_fleet
+from monitor.simulator.cli import simulate_app
 
 app = typer.Typer(
     help="Giám sát cụm loa và bảng tin điện tử — fleet monitoring and repair tickets for a province's "
@@ -29,6 +30,7 @@ users_app = typer.Typer(help="People who use the service, their roles and distri
 app.add_typer(db_app, name="db")
 app.add_typer(fleet_app, name="fleet")
 app.add_typer(users_app, name="users")
+app.add_typer(simulate_app, name="simulate")
 
 
 def _fail(message: str, code: int = 1) -> NoReturn:
