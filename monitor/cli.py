@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import sys
 from enum import StrEnum
@@ -56,6 +57,9 @@ def _migrated_engine(settings: Settings) -> Engine:
 
 def _configure_logging() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    # One line per slot job and per MQTT packet would drown what matters.
+    for noisy in ("apscheduler", "amqtt", "transitions"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
 @app.command()
@@ -65,16 +69,20 @@ def demo(
     structure: Annotated[UnitStructure, typer.Option(help="2020: 11 districts; 2025: maintenance areas")] = (
         UnitStructure.Y2020
     ),
+    scenario: Annotated[
+        list[str] | None, typer.Option(help="simulator scenarios, e.g. uplink-down:06613 (default: random faults)")
+    ] = None,
 ) -> None:
-    """Run the whole service in one process on SQLite, with the simulated Lạng Sơn fleet."""
-    import uvicorn
+    """Run the whole service in one process on SQLite, with the simulated Lạng Sơn fleet.
 
+    The fleet answers on 127.1.x.y (HTTP, SNMP) and pushes over MQTT (an embedded broker) and HTTP;
+    the collector polls it and the web app serves the API. Ctrl-C stops everything.
+    """
+    from monitor.auth.cast import CAST, DEMO_PASSWORD, seed_cast
     from monitor.inventory.demo import seed_demo
-    from monitor.web.app import create_app
+    from monitor.runtime import DEMO_SCENARIOS, run_demo
 
     _configure_logging()
-    from monitor.auth.cast import CAST, DEMO_PASSWORD, seed_cast
-
     settings = _settings(mode=Mode.DEMO, port=port, cookie_secure=False)
     engine = make_engine(settings)
     upgrade(engine)
@@ -85,8 +93,9 @@ def demo(
     typer.echo(f"fleet: {result.created} devices created, {result.updated} updated, {result.unchanged} unchanged")
     typer.echo(f"open http://127.0.0.1:{port}/docs (API) — sign in with POST /api/v1/auth/login")
     typer.echo(f"demo users (password {DEMO_PASSWORD!r}): " + ", ".join(f"{p.username} ({p.role.value})" for p in CAST))
+    typer.echo("inject a fault: monitor simulate inject --device 06613-CL01 --fault offline")
     typer.echo("Ctrl-C stops it.")
-    uvicorn.run(create_app(settings, engine), host="127.0.0.1", port=port, log_level="info")
+    asyncio.run(run_demo(settings, engine, seed=seed, port=port, scenarios=scenario or DEMO_SCENARIOS))
 
 
 @app.command()
@@ -107,6 +116,25 @@ def serve(
         _fail(str(exc), 2)
     engine = _migrated_engine(settings)
     uvicorn.run(create_app(settings, engine), host=host or settings.host, port=port or settings.port)
+
+
+@app.command()
+def collect(
+    shard: Annotated[str, typer.Option(help="I/N: poll the devices whose id modulo N is I (0-based)")] = "0/1",
+) -> None:
+    """Run a collector: poll its shard of the fleet, hear pushed heartbeats (shard 0), judge health."""
+    from monitor.runtime import run_collector
+
+    _configure_logging()
+    settings = _settings()
+    try:
+        index, count = (int(part) for part in shard.split("/"))
+        if not 0 <= index < count:
+            raise ValueError
+    except ValueError:
+        _fail(f"--shard {shard!r}: give I/N with 0 <= I < N, e.g. 0/2")
+    engine = _migrated_engine(settings)
+    asyncio.run(run_collector(settings, engine, (index, count)))
 
 
 @db_app.command("upgrade")

@@ -19,6 +19,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from monitor.config import Settings
 from monitor.db import utcnow
 from monitor.health.machine import (
     DEFAULT_POLICY,
@@ -233,14 +234,23 @@ class HealthStore:
             self._save(connection, judged, transitions, now)
         return transitions
 
-    def tick_silent(self, now: datetime | None = None, limit: int = 5000) -> list[DeviceTransition]:
-        """Count missed heartbeats of push devices whose silence deadline has passed."""
+    def tick_silent(
+        self, now: datetime | None = None, limit: int = 5000, protocols: Iterable[str] = PUSH_PROTOCOLS
+    ) -> list[DeviceTransition]:
+        """Count missed heartbeats of push devices whose silence deadline has passed.
+
+        `protocols` leaves some out, e.g. MQTT devices while the collector cannot reach the broker:
+        their silence says nothing about them then.
+        """
         now = now or utcnow()
+        protocols = frozenset(protocols) & PUSH_PROTOCOLS
+        if not protocols:
+            return []
         with self.engine.begin() as connection:
             query = (
                 sa.select(HEALTH, DEVICES.c.protocol, DEVICES.c.interval_s, DEVICES.c.active)
                 .join(DEVICES, DEVICES.c.id == HEALTH.c.device_id)
-                .where(HEALTH.c.silence_deadline <= now)
+                .where(HEALTH.c.silence_deadline <= now, DEVICES.c.protocol.in_(sorted(protocols)))
                 .order_by(HEALTH.c.silence_deadline)
                 .limit(limit)
             )
@@ -274,6 +284,15 @@ class HealthStore:
             initial = DeviceHealth.initial(since=now)
             judged = [_Judged(i, p, s, initial, initial, None) for i, (p, s) in info.items()]
             self._save(connection, judged, [], now)
+
+
+def policy_from_settings(settings: Settings) -> HealthPolicy:
+    """The machine's policy as the deployment configured it."""
+    return HealthPolicy(
+        failures_to_down=settings.failures_to_down,
+        successes_to_up=settings.successes_to_up,
+        heartbeat_grace_s=settings.heartbeat_grace_s,
+    )
 
 
 def current_states(engine: Engine, device_ids: Iterable[int] | None = None) -> Mapping[int, DeviceState]:

@@ -13,9 +13,11 @@ from sqlalchemy.engine import Engine
 
 from monitor import __version__
 from monitor.auth.service import LoginThrottle
+from monitor.collectors.profiles import load_profiles
 from monitor.config import Settings
 from monitor.db import ensure_migrated, make_engine
-from monitor.web.api import auth, inventory
+from monitor.health.store import HealthStore, policy_from_settings
+from monitor.web.api import auth, heartbeats, inventory
 from monitor.web.deps import EngineDep
 from monitor.web.problems import install_problem_handlers
 
@@ -40,9 +42,13 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.engine = engine
     app.state.login_throttle = LoginThrottle()
+    app.state.profiles = load_profiles(settings.profiles_dir)
+    app.state.health_store = HealthStore(engine, policy_from_settings(settings))
+    app.state.heartbeat_last_seen = {}
     install_problem_handlers(app)
     app.include_router(auth.router)
     app.include_router(inventory.router)
+    app.include_router(heartbeats.router)
 
     @app.get("/healthz", tags=["service"])
     async def healthz(db: EngineDep) -> Any:

@@ -1,0 +1,288 @@
+"""A collector process's work: poll its shard of devices, hear pushed heartbeats, judge health.
+
+    inventory ──refresh──► targets ──SlotScheduler──► HttpPoller / SnmpPoller ─┐
+    MQTT broker ──────────► MqttListener ───────────────────────────────────────┤
+    SNMP traps ──► poll that device now ────────────────────────────────────────┤
+                                                         observations (queue) ◄┘
+                                                                 │ every flush_s, in a thread
+                                                                 ▼
+                                                HealthStore.apply ─► device_health + state_changes
+
+The collector reports facts; health decides. It watches itself: when every device of every
+protocol fails at once, the fault is most likely the collector's own network, so it says so (a log
+line and `blind`, which the metrics export) and holds the failures back instead of declaring the
+whole fleet down.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import deque
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, col, select
+
+from monitor.collectors.errors import FailureKind
+from monitor.collectors.http import HttpPoller
+from monitor.collectors.mapping import failed_observation
+from monitor.collectors.mqtt import MqttListener
+from monitor.collectors.profiles import ProfileRegistry
+from monitor.collectors.scheduler import SlotScheduler
+from monitor.collectors.snmp import SnmpPoller
+from monitor.collectors.stats import OutcomeCounters
+from monitor.collectors.target import PollTarget
+from monitor.collectors.traps import TrapReceiver, fault_from_trap
+from monitor.config import Settings
+from monitor.db import utcnow
+from monitor.health.machine import Observation, collector_blind
+from monitor.health.store import PUSH_PROTOCOLS, HealthStore, policy_from_settings
+from monitor.inventory.choices import Protocol
+from monitor.inventory.models import Device
+
+log = logging.getLogger(__name__)
+BLIND_WINDOW_S = 60.0
+
+
+class BlindnessGuard:
+    """Remembers the last minute of poll outcomes per protocol and says when all of them failed."""
+
+    def __init__(self, window_s: float = BLIND_WINDOW_S, minimum_attempted: int = 20) -> None:
+        self.window_s = window_s
+        self.minimum_attempted = minimum_attempted
+        self._outcomes: deque[tuple[float, str, bool]] = deque()
+        self.blind = False
+
+    def record(self, observation: Observation, now: float) -> None:
+        self._outcomes.append((now, observation.source, observation.reachable))
+
+    def judge(self, now: float) -> bool:
+        while self._outcomes and self._outcomes[0][0] < now - self.window_s:
+            self._outcomes.popleft()
+        counts: dict[str, list[int]] = {}
+        for _at, protocol, ok in self._outcomes:
+            attempted_failed = counts.setdefault(protocol, [0, 0])
+            attempted_failed[0] += 1
+            attempted_failed[1] += 0 if ok else 1
+        blind = collector_blind({p: (a, f) for p, (a, f) in counts.items()}, self.minimum_attempted)
+        if blind and not self.blind:
+            log.error(
+                "every poll of every protocol failed for the last %.0f s: the collector's own network is the "
+                "likely fault, not the fleet; holding failures back until a device answers",
+                self.window_s,
+            )
+        elif self.blind and not blind:
+            log.warning("devices answer again: judging failures again")
+        self.blind = blind
+        return blind
+
+
+def in_shard(device_id: int, shard: tuple[int, int]) -> bool:
+    index, count = shard
+    return device_id % count == index
+
+
+class Collector:
+    """Polls one shard of the fleet on schedule and feeds what it hears to the health store."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        engine: Engine,
+        *,
+        registry: ProfileRegistry,
+        shard: tuple[int, int] = (0, 1),
+        mqtt_url: str | None = None,
+        trap_port: int | None = None,
+        counters: OutcomeCounters | None = None,
+        store: HealthStore | None = None,
+        clock: Callable[[], datetime] = utcnow,
+        refresh_s: float = 60.0,
+        tick_s: float = 10.0,
+        flush_s: float = 0.5,
+    ) -> None:
+        if not 0 <= shard[0] < shard[1]:
+            raise ValueError(f"shard {shard[0]}/{shard[1]}: the index must be in 0..count-1")
+        self.settings = settings
+        self.engine = engine
+        self.registry = registry
+        self.shard = shard
+        self.counters = counters if counters is not None else OutcomeCounters()
+        self.store = store or HealthStore(engine, policy_from_settings(settings))
+        self.clock = clock
+        self.refresh_s, self.tick_s, self.flush_s = refresh_s, tick_s, flush_s
+        self.http = HttpPoller(
+            counters=self.counters,
+            limit=settings.poll_concurrency,
+            timeout_s=settings.http_timeout_s,
+            max_body_bytes=settings.http_max_body_bytes,
+        )
+        self.snmp = SnmpPoller(counters=self.counters, timeout_s=settings.snmp_timeout_s, retries=settings.snmp_retries)
+        self.scheduler: SlotScheduler[PollTarget] = SlotScheduler(
+            self._poll, slots_per_interval=settings.poll_slots, concurrency=settings.poll_concurrency
+        )
+        self.guard = BlindnessGuard()
+        self.mqtt_url = mqtt_url
+        self.mqtt: MqttListener | None = None
+        self.traps: TrapReceiver | None = None
+        self.trap_port = trap_port
+        self._topics: dict[str, PollTarget] = {}
+        self._by_code: dict[str, PollTarget] = {}
+        self._queue: asyncio.Queue[Observation] = asyncio.Queue()
+        self._tasks: list[asyncio.Task[Any]] = []
+        self._skipped_profiles: set[str] = set()
+        self.observations_applied = 0
+        self.transitions = 0
+
+    # --- targets ------------------------------------------------------------------------------
+
+    def _load_targets(self) -> list[PollTarget]:
+        with Session(self.engine) as session:
+            devices = session.exec(select(Device).where(col(Device.active).is_(True)).order_by(col(Device.id)))
+            return [PollTarget.from_device(d) for d in devices]
+
+    async def refresh(self) -> None:
+        """Read the inventory again: new, changed and removed devices take effect at once."""
+        targets = await asyncio.to_thread(self._load_targets)
+        polled, topics, pushed = [], {}, []
+        for target in targets:
+            if target.profile not in self.registry:
+                if target.profile not in self._skipped_profiles:
+                    log.error(
+                        "devices with unknown profile %r are not collected (e.g. %s)", target.profile, target.code
+                    )
+                    self._skipped_profiles.add(target.profile)
+                continue
+            if target.protocol in (Protocol.HTTP, Protocol.SNMP) and in_shard(target.device_id, self.shard):
+                polled.append(target)
+            elif target.protocol == Protocol.MQTT:
+                topics[target.address] = target
+            if target.protocol in PUSH_PROTOCOLS:
+                pushed.append(target.device_id)
+        self._topics = topics
+        self._by_code = {t.code: t for t in polled}
+        self.scheduler.set_targets(polled)
+        if self._owns_push_devices and pushed:
+            await asyncio.to_thread(self.store.start_watching, pushed, self.clock())
+        log.info("collecting %d polled devices, %d MQTT topics (shard %d/%d)", len(polled), len(topics), *self.shard)
+
+    @property
+    def _owns_push_devices(self) -> bool:
+        # Pushed heartbeats are not sharded: the first shard listens to the broker and counts silences.
+        return self.shard[0] == 0
+
+    # --- polls and pushes ---------------------------------------------------------------------
+
+    async def _poll(self, target: PollTarget) -> None:
+        profile = self.registry.get(target.profile)
+        if target.protocol == Protocol.HTTP:
+            observation = await self.http.poll(target, profile)
+        elif target.protocol == Protocol.SNMP:
+            observation = await self.snmp.poll(target, profile)
+        else:  # pragma: no cover - refresh() schedules only polled protocols
+            observation = failed_observation(
+                target.device_id, self.clock(), target.protocol, FailureKind.BAD_PAYLOAD, "not a polled protocol"
+            )
+        self.deliver(observation)
+
+    def deliver(self, observation: Observation) -> None:
+        """Hand one observation to health (from polls, MQTT, traps-triggered polls)."""
+        self.guard.record(observation, time.monotonic())
+        self._queue.put_nowait(observation)
+
+    async def _on_trap(self, source: str, trap_oid: str, varbinds: dict[str, Any]) -> None:
+        # A trap says "look at me now": poll the device at once, which gives its whole state.
+        fault = fault_from_trap(trap_oid, varbinds)
+        target = self._by_code.get(fault.device_code) if fault is not None else None
+        if target is None:
+            target = next((t for t in self._by_code.values() if t.address == source), None)
+        if target is None:
+            self.counters.event("snmp", "trap_unknown_device")
+            return
+        self.counters.event("snmp", "trap")
+        await self._poll(target)
+
+    # --- judging --------------------------------------------------------------------------------
+
+    async def flush(self) -> int:
+        """Apply what is queued to the health store now; returns how many observations were applied."""
+        batch: list[Observation] = []
+        while not self._queue.empty():
+            batch.append(self._queue.get_nowait())
+        if not batch:
+            return 0
+        if self.guard.judge(time.monotonic()):
+            batch = [o for o in batch if o.reachable]  # hold failures back while blind
+        if batch:
+            transitions = await asyncio.to_thread(self.store.apply, batch, self.clock())
+            self.observations_applied += len(batch)
+            self.transitions += len(transitions)
+        return len(batch)
+
+    async def tick(self) -> int:
+        """Count missed heartbeats of silent push devices (not while blind, nor MQTT while the broker is away)."""
+        if not self._owns_push_devices or self.guard.judge(time.monotonic()):
+            return 0
+        protocols = set(PUSH_PROTOCOLS)
+        if self.mqtt is not None and not self.mqtt.connected.is_set():
+            protocols.discard(Protocol.MQTT.value)
+        transitions = await asyncio.to_thread(self.store.tick_silent, self.clock(), 5000, protocols)
+        self.transitions += len(transitions)
+        return len(transitions)
+
+    async def _every(self, seconds: float, work: Callable[[], Any], what: str) -> None:
+        while True:
+            await asyncio.sleep(seconds)
+            try:
+                await work()
+            except Exception:  # the database may be away for a while: keep going, say so
+                log.exception("%s failed; retrying in %.0f s", what, seconds)
+
+    # --- life -------------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Open the pollers, read the inventory, start schedules and listeners."""
+        await self.http.start()
+        await self.snmp.start()
+        await self.refresh()
+        self.scheduler.start()
+        if self.mqtt_url and self._owns_push_devices:
+            self.mqtt = MqttListener(
+                self.mqtt_url,
+                self.settings.mqtt_topic_filter,
+                self._topics.get,
+                self.registry,
+                self.deliver,
+                self.counters,
+                client_id=f"fleet-monitor-collector-{self.shard[0]}",
+            )
+            self._tasks.append(asyncio.create_task(self.mqtt.run(), name="mqtt listener"))
+        if self.trap_port:
+            self.traps = TrapReceiver(self._on_trap, host="0.0.0.0", port=self.trap_port, counters=self.counters)
+            await self.traps.start()
+        self._tasks += [
+            asyncio.create_task(self._every(self.flush_s, self.flush, "saving observations"), name="flush"),
+            asyncio.create_task(self._every(self.tick_s, self.tick, "counting silences"), name="tick"),
+            asyncio.create_task(self._every(self.refresh_s, self.refresh, "reading the inventory"), name="refresh"),
+        ]
+
+    async def stop(self) -> None:
+        """Stop scheduling, save what was heard, close every socket."""
+        await self.scheduler.stop()
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks.clear()
+        with contextlib.suppress(Exception):
+            await self.flush()
+        if self.traps is not None:
+            await self.traps.stop()
+        await self.http.close()
+        await self.snmp.close()
