@@ -51,6 +51,9 @@ def install_problem_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Conflict)
     async def _conflict(_request: Request, exc: Conflict) -> JSONResponse:
+        allowed = getattr(exc, "allowed", None)  # an invalid ticket transition lists the allowed actions
+        if allowed is not None:
+            return problem(409, "Conflict", str(exc), allowed=[str(a) for a in allowed])
         return problem(409, "Conflict", str(exc))
 
     @app.exception_handler(InvalidInput)

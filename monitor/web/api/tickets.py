@@ -1,0 +1,237 @@
+"""Repair tickets: the district's queue, one ticket's life, comments, photos, costs.
+
+Every route checks the caller's district first: a ticket of another district does not exist for a
+district-scoped user (404). Leaders read everything and change nothing.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, File, HTTPException, Query, UploadFile
+from fastapi.responses import FileResponse
+
+from monitor.auth.models import Role
+from monitor.db import utcnow
+from monitor.policies import ticket_policy
+from monitor.priority import Priority
+from monitor.tickets import service
+from monitor.tickets.choices import TicketSource, TicketStatus
+from monitor.tickets.queries import TicketFilters
+from monitor.tickets.schemas import (
+    AssignmentUpdate,
+    CommentCreate,
+    CostsUpdate,
+    DistrictCostPublic,
+    PriorityUpdate,
+    TicketAttachmentPublic,
+    TicketCreate,
+    TicketEventPublic,
+    TicketPage,
+    TicketPublic,
+    TicketSummaryPublic,
+    TransitionRequest,
+)
+from monitor.web.deps import Principal, PrincipalDep, SessionDep, SettingsDep, require_roles
+
+router = APIRouter(prefix="/api/v1/tickets", tags=["tickets"])
+Worker = Annotated[Principal, Depends(require_roles(Role.ADMIN, Role.OFFICER, Role.TECHNICIAN))]
+Officer = Annotated[Principal, Depends(require_roles(Role.ADMIN, Role.OFFICER))]
+Code = Annotated[str, Query(max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")]
+
+
+@router.get("", response_model=TicketPage)
+async def list_tickets(
+    session: SessionDep,
+    principal: PrincipalDep,
+    district: Code | None = None,
+    commune: Code | None = None,
+    device: Code | None = None,
+    status: Annotated[list[TicketStatus] | None, Query(description="default: every open status")] = None,
+    priority: Annotated[list[Priority] | None, Query()] = None,
+    source: Annotated[list[TicketSource] | None, Query()] = None,
+    assignee: Annotated[int | None, Query(ge=1)] = None,
+    breached: bool | None = None,
+    q: Annotated[str | None, Query(max_length=100, pattern=r"^[^\x00-\x1f\x7f]*$")] = None,
+    after: Annotated[str | None, Query(max_length=200, pattern=r"^[A-Za-z0-9_-]*$")] = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+) -> TicketPage:
+    """The queue, soonest due first: filter by place, status, priority, source, assignee, breach, text."""
+    filters = TicketFilters(
+        district=district,
+        commune=commune,
+        device=device,
+        statuses=frozenset(status) if status else TicketFilters.open_queue().statuses,
+        priorities=frozenset(priority or ()),
+        sources=frozenset(source or ()),
+        assignee_id=assignee,
+        breached=breached,
+        text=q,
+    )
+    page = service.list_tickets(
+        filters, session=session, district_codes=principal.scope.district_codes, after=after, limit=limit
+    )
+    return TicketPage(items=[TicketSummaryPublic.build(s) for s in page.items], next_cursor=page.next_cursor)
+
+
+@router.post("", response_model=TicketPublic, status_code=201)
+async def create_ticket(body: TicketCreate, session: SessionDep, principal: Officer, settings: SettingsDep) -> Any:
+    """Record a report from a commune (with or without a device); routed to the responsible district."""
+    ticket = service.create_manual_ticket(
+        body, actor=principal.user.id, session=session, now=utcnow(), policy=ticket_policy(settings)
+    )
+    if not principal.scope.allows(ticket.district_code):
+        session.rollback()
+        raise HTTPException(404, "no such commune or device in your district")
+    session.commit()
+    return TicketPublic.build(ticket)
+
+
+def _visible(code: str, session: Any, principal: Principal) -> Any:
+    return service.get_ticket(code, session=session, district_codes=principal.scope.district_codes)
+
+
+@router.get("/costs/{year}", response_model=list[DistrictCostPublic])
+async def costs(year: int, session: SessionDep, principal: PrincipalDep) -> list[DistrictCostPublic]:
+    """Repair costs per district for one year, for the budget estimate."""
+    rows = service.district_costs(year, session=session)
+    return [
+        DistrictCostPublic.model_validate(r, from_attributes=True)
+        for r in rows
+        if principal.scope.allows(r.district_code)
+    ]
+
+
+@router.get("/{code}", response_model=TicketPublic)
+async def get_ticket(code: str, session: SessionDep, principal: PrincipalDep) -> TicketPublic:
+    return TicketPublic.build(_visible(code, session, principal))
+
+
+@router.get("/{code}/history", response_model=list[TicketEventPublic])
+async def history(code: str, session: SessionDep, principal: PrincipalDep) -> list[TicketEventPublic]:
+    """Every change, with who and when (append-only)."""
+    events = service.history(code, session=session, district_codes=principal.scope.district_codes)
+    return [TicketEventPublic.build(e) for e in events]
+
+
+@router.post("/{code}/transitions", response_model=TicketPublic)
+async def transition(
+    code: str, body: TransitionRequest, session: SessionDep, principal: Worker, settings: SettingsDep
+) -> TicketPublic:
+    """acknowledge, start, wait (the SLA clock pauses), resume, resolve, close, reopen — with a note.
+    A move the status does not allow is a 409 listing the allowed ones."""
+    _visible(code, session, principal)
+    ticket = service.transition(
+        code,
+        body.action,
+        actor=principal.user.id,
+        note=body.note,
+        session=session,
+        now=utcnow(),
+        policy=ticket_policy(settings),
+    )
+    session.commit()
+    return TicketPublic.build(ticket)
+
+
+@router.post("/{code}/assign", response_model=TicketPublic)
+async def assign(code: str, body: AssignmentUpdate, session: SessionDep, principal: Officer) -> TicketPublic:
+    """Give the ticket to a technician or officer of its district (or to nobody)."""
+    _visible(code, session, principal)
+    ticket = service.assign(
+        code, body.assignee_id, actor=principal.user.id, note=body.note, session=session, now=utcnow()
+    )
+    session.commit()
+    return TicketPublic.build(ticket)
+
+
+@router.post("/{code}/priority", response_model=TicketPublic)
+async def change_priority(
+    code: str, body: PriorityUpdate, session: SessionDep, principal: Officer, settings: SettingsDep
+) -> TicketPublic:
+    """A new priority; the due times follow from the ticket's creation."""
+    _visible(code, session, principal)
+    ticket = service.change_priority(
+        code,
+        body.priority,
+        actor=principal.user.id,
+        note=body.note,
+        session=session,
+        now=utcnow(),
+        policy=ticket_policy(settings),
+    )
+    session.commit()
+    return TicketPublic.build(ticket)
+
+
+@router.post("/{code}/comments", response_model=TicketEventPublic, status_code=201)
+async def comment(code: str, body: CommentCreate, session: SessionDep, principal: Worker) -> TicketEventPublic:
+    _visible(code, session, principal)
+    event = service.add_comment(code, body.text, actor=principal.user.id, session=session, now=utcnow())
+    session.commit()
+    return TicketEventPublic.build(event)
+
+
+@router.post("/{code}/costs", response_model=TicketPublic)
+async def record_costs(code: str, body: CostsUpdate, session: SessionDep, principal: Worker) -> TicketPublic:
+    """Parts and labour (VND) and the parts replaced."""
+    _visible(code, session, principal)
+    ticket = service.record_costs(
+        code,
+        body.parts_cost_vnd,
+        body.labour_cost_vnd,
+        body.parts_replaced,
+        actor=principal.user.id,
+        note=body.note,
+        session=session,
+        now=utcnow(),
+    )
+    session.commit()
+    return TicketPublic.build(ticket)
+
+
+@router.get("/{code}/attachments", response_model=list[TicketAttachmentPublic])
+async def list_attachments(code: str, session: SessionDep, principal: PrincipalDep) -> list[TicketAttachmentPublic]:
+    found = service.attachments(code, session=session, district_codes=principal.scope.district_codes)
+    return [TicketAttachmentPublic.build(a) for a in found]
+
+
+@router.post("/{code}/attachments", response_model=TicketAttachmentPublic, status_code=201)
+async def upload_attachment(
+    code: str,
+    session: SessionDep,
+    principal: Worker,
+    settings: SettingsDep,
+    file: Annotated[UploadFile, File(description="a JPEG, PNG or WebP photo")],
+) -> TicketAttachmentPublic:
+    """A photo from the field. Size capped; the type is checked by content, not by the name."""
+    _visible(code, session, principal)
+    policy = ticket_policy(settings)
+    data = await file.read(policy.attachment_max_bytes + 1)
+    attachment = service.save_attachment(
+        code,
+        file.filename or "photo",
+        data,
+        content_type_claimed=file.content_type,
+        data_dir=settings.data_dir,
+        max_bytes=policy.attachment_max_bytes,
+        session=session,
+        actor=principal.user.id,
+        now=utcnow(),
+    )
+    session.commit()
+    return TicketAttachmentPublic.build(attachment)
+
+
+@router.get("/{code}/attachments/{attachment_id}")
+async def download_attachment(
+    code: str, attachment_id: int, session: SessionDep, principal: PrincipalDep, settings: SettingsDep
+) -> FileResponse:
+    found = service.attachments(code, session=session, district_codes=principal.scope.district_codes)
+    attachment = next((a for a in found if a.id == attachment_id), None)
+    if attachment is None:
+        raise HTTPException(404, "no such attachment")
+    path = (settings.data_dir / attachment.path).resolve()
+    if settings.data_dir.resolve() not in path.parents or not path.is_file():
+        raise HTTPException(404, "no such attachment")
+    return FileResponse(path, media_type=attachment.content_type, filename=attachment.original_filename)
