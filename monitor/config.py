@@ -56,6 +56,24 @@ class Settings(BaseSettings):
     cookie_secure: bool = Field(default=True, description="send the session cookie over HTTPS only")
     session_hours: float = Field(default=12, gt=0, le=24 * 30)
 
+    # --- alerts and tickets ---
+    alertmanager_token: SecretStr | None = Field(
+        default=None, description="bearer token Alertmanager sends to /api/v1/integrations/alertmanager"
+    )
+    alert_rules_file: Path | None = Field(default=None, description="YAML overriding the alert rules")
+    tickets_auto_resolve: bool = Field(default=True, description="a recovery resolves its automatic ticket")
+    tickets_reopen_window_h: float = Field(default=24, ge=0)
+    tickets_close_delay_h: float = Field(default=72, ge=0)
+    tickets_working_hours: bool = Field(default=False, description="count SLA clocks in working hours only")
+
+    notify_interval_s: float = Field(default=5, gt=0, description="how often queued notifications are sent")
+    notify_max_attempts: int = Field(default=5, ge=1)
+    notify_backoff_s: float = Field(default=30, gt=0, description="first retry delay; doubles each time")
+    notify_max_backoff_s: float = Field(default=3600, gt=0)
+    notify_digest_items: int = Field(default=20, ge=1, description="events listed in a digest before 'and N more'")
+    notify_concurrency: int = Field(default=10, ge=1)
+    notify_retention_days: int = Field(default=90, ge=1, description="sent and failed deliveries kept this long")
+
     # --- collection ---
     profiles_dir: Path | None = Field(default=None, description="folder of the operator's own device profiles")
     mqtt_url: str | None = Field(

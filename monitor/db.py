@@ -19,7 +19,7 @@ from alembic import command
 from alembic.config import Config as AlembicConfig
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 from sqlmodel import Session, SQLModel
 
 from monitor.config import Settings
@@ -100,6 +100,20 @@ def session_scope(engine: Engine) -> Iterator[Session]:
         except BaseException:
             session.rollback()
             raise
+
+
+def begin_write(connection: Connection) -> None:
+    """Make the current transaction a writer now, so that what it reads stays true until it commits.
+
+    PostgreSQL locks rows as they are read (`FOR UPDATE`), so nothing is needed there. The pysqlite
+    driver starts a transaction only at the first write, so reads before it may be stale by then:
+    `BEGIN IMMEDIATE` takes SQLite's write lock up front (waiting up to the busy timeout).
+    """
+    if connection.dialect.name != "sqlite":
+        return
+    driver_connection: Any = connection.connection.driver_connection
+    if not driver_connection.in_transaction:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 # --- migrations ---------------------------------------------------------------------------------

@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from monitor.config import Settings
-from monitor.db import utcnow
+from monitor.db import begin_write, utcnow
 from monitor.health.machine import (
     DEFAULT_POLICY,
     DeviceHealth,
@@ -211,6 +211,7 @@ class HealthStore:
         for obs in observations:
             by_device[obs.device_id].append(obs)
         with self.engine.begin() as connection:
+            begin_write(connection)
             info = self._device_info(connection, sorted(by_device))
             ids = sorted(info)
             if len(ids) < len(by_device):
@@ -247,6 +248,7 @@ class HealthStore:
         if not protocols:
             return []
         with self.engine.begin() as connection:
+            begin_write(connection)
             query = (
                 sa.select(HEALTH, DEVICES.c.protocol, DEVICES.c.interval_s, DEVICES.c.active)
                 .join(DEVICES, DEVICES.c.id == HEALTH.c.device_id)
@@ -275,6 +277,7 @@ class HealthStore:
         """Give push devices never heard a health row, so that their silence is counted from now."""
         now = now or utcnow()
         with self.engine.begin() as connection:
+            begin_write(connection)
             existing = self._lock_rows(connection, sorted(device_ids))
             missing = [i for i in sorted(set(device_ids)) if i not in existing]
             if not missing:

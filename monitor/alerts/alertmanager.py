@@ -1,0 +1,239 @@
+"""Prometheus Alertmanager's webhook (payload version 4) into problems and tickets.
+
+Alerts map to problems through their labels (`device`, `commune`, `district`, `alertname`), keyed on a
+stable identity, never on the raw group key. An HA pair of Alertmanagers delivers the same notification
+twice and in any order, and Alertmanager retries until it gets a 2xx: the last state seen of each alert
+(by fingerprint, with its `startsAt`) makes duplicates and stale deliveries change nothing, and the
+caller answers only after the transaction committed.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+from sqlmodel import Session, col, select
+
+from monitor.alerts.choices import ProblemSource, ProblemStatus
+from monitor.alerts.models import AlertmanagerAlert, AlertProblem
+from monitor.alerts.rules import AlertRules
+from monitor.db import begin_write
+from monitor.inventory.models import Commune, Device, District
+from monitor.priority import Priority
+from monitor.tickets.choices import ProblemScope, TicketSource
+from monitor.tickets.lifecycle import ProblemReport, open_or_update_tickets, problem_key, resolve_problem
+from monitor.tickets.policy import TicketPolicy
+
+SEVERITY_PRIORITY = {"critical": Priority.P1, "page": Priority.P1, "error": Priority.P2, "warning": Priority.P3}
+_KIND = re.compile(r"[^a-z0-9_]+")
+
+
+class AmAlert(BaseModel):
+    """One alert of the payload."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    status: Literal["firing", "resolved"]
+    labels: dict[str, str] = Field(max_length=100)
+    annotations: dict[str, str] = Field(default_factory=dict, max_length=100)
+    startsAt: datetime  # Alertmanager's field names
+    endsAt: datetime | None = None
+    fingerprint: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9]+$")
+
+
+class AmPayload(BaseModel):
+    """Alertmanager's webhook body, version 4."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    version: Literal["4"]
+    groupKey: str = Field(max_length=10_000)
+    status: Literal["firing", "resolved"]
+    receiver: str = ""
+    alerts: list[AmAlert] = Field(max_length=10_000)
+
+
+@dataclass
+class ReceiveResult:
+    """What a delivery changed."""
+
+    opened: list[str] = field(default_factory=list)
+    resolved: list[str] = field(default_factory=list)
+    ignored: int = 0
+    tickets: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class _Identity:
+    scope: ProblemScope | None
+    code: str
+    kind: str
+    device_id: int | None
+    commune_code: str | None
+    district_code: str | None
+
+    @property
+    def key(self) -> str:
+        if self.scope is None:
+            return f"province:{self.code}:{self.kind}"
+        return problem_key(self.scope, self.code, self.kind)
+
+
+def _identity(labels: dict[str, str], session: Session) -> _Identity:
+    kind = _KIND.sub("_", labels.get("kind") or labels.get("alertname", "alert").lower()).strip("_")[:64] or "alert"
+    if code := labels.get("device"):
+        device = session.exec(select(Device).where(Device.code == code)).first()
+        if device is not None:
+            commune = session.get(Commune, device.commune_code)
+            district = commune.district_code if commune is not None else None
+            return _Identity(ProblemScope.DEVICE, code, kind, device.id, device.commune_code, district)
+    if code := labels.get("commune"):
+        commune = session.get(Commune, code)
+        if commune is not None:
+            return _Identity(ProblemScope.COMMUNE, code, kind, None, code, commune.district_code)
+    if (code := labels.get("district")) and session.get(District, code) is not None:
+        return _Identity(ProblemScope.DISTRICT, code, kind, None, None, code)
+    # Not about a place of the inventory (a collector, Prometheus itself): a province-level problem.
+    scope_code = labels.get("instance") or labels.get("job") or "province"
+    return _Identity(None, _KIND.sub("_", scope_code.lower())[:64], kind, None, None, None)
+
+
+def _stale(alert: AmAlert, seen: AlertmanagerAlert | None) -> bool:
+    """Whether this delivery says nothing new about the alert (a duplicate, or an older episode)."""
+    if seen is None:
+        return False
+    if alert.startsAt < seen.starts_at:
+        return True  # an older episode of the alert
+    if alert.startsAt > seen.starts_at:
+        return False  # a new episode
+    # The same episode: only firing -> resolved is news.
+    return not (seen.status == "firing" and alert.status == "resolved")
+
+
+def receive(
+    payload: AmPayload, *, session: Session, now: datetime, rules: AlertRules, ticket_policy: TicketPolicy
+) -> ReceiveResult:
+    """Apply one webhook delivery; the caller commits, then answers 2xx."""
+    begin_write(session.connection())
+    result = ReceiveResult()
+    to_open: dict[str, tuple[_Identity, AmAlert]] = {}
+    to_resolve: dict[str, _Identity] = {}
+    for alert in payload.alerts:
+        seen = session.get(AlertmanagerAlert, alert.fingerprint)
+        if _stale(alert, seen):
+            result.ignored += 1
+            continue
+        identity = _identity(alert.labels, session)
+        if seen is None:
+            seen = AlertmanagerAlert(
+                fingerprint=alert.fingerprint, problem_key=identity.key, status=alert.status, starts_at=alert.startsAt
+            )
+        seen.problem_key, seen.status, seen.starts_at = identity.key, alert.status, alert.startsAt
+        seen.ends_at, seen.labels, seen.updated_at = alert.endsAt, dict(alert.labels), now
+        session.add(seen)
+        if alert.status == "firing":
+            to_open[identity.key] = (identity, alert)
+            to_resolve.pop(identity.key, None)
+        else:
+            to_resolve[identity.key] = identity
+    session.flush()
+    _open(list(to_open.values()), session=session, now=now, rules=rules, ticket_policy=ticket_policy, result=result)
+    for key in to_resolve:
+        still_firing = session.exec(
+            select(AlertmanagerAlert).where(AlertmanagerAlert.problem_key == key, AlertmanagerAlert.status == "firing")
+        ).first()
+        if still_firing is None:
+            _resolve(key, session=session, now=now, ticket_policy=ticket_policy, result=result)
+    return result
+
+
+def _open(
+    firing: Sequence[tuple[_Identity, AmAlert]],
+    *,
+    session: Session,
+    now: datetime,
+    rules: AlertRules,
+    ticket_policy: TicketPolicy,
+    result: ReceiveResult,
+) -> None:
+    reports: list[tuple[AlertProblem, ProblemReport]] = []
+    for identity, alert in firing:
+        problem = session.exec(
+            select(AlertProblem).where(AlertProblem.key == identity.key, AlertProblem.status != "resolved")
+        ).first()
+        severity = alert.labels.get("severity", "").lower()
+        priority = SEVERITY_PRIORITY.get(severity, rules.rule(identity.kind).priority)
+        title = (alert.annotations.get("summary") or alert.labels.get("alertname") or identity.kind)[:300]
+        if problem is None:
+            problem = AlertProblem(
+                key=identity.key,
+                scope=identity.scope.value if identity.scope else "province",
+                scope_code=identity.code,
+                kind=identity.kind,
+                source=ProblemSource.ALERTMANAGER.value,
+                status=ProblemStatus.ACTIVE.value,
+                priority=priority.value,
+                device_id=identity.device_id,
+                commune_code=identity.commune_code,
+                district_code=identity.district_code,
+                title=title,
+                started_at=alert.startsAt,
+                activated_at=now,
+                details={"labels": alert.labels, "annotations": alert.annotations},
+                updated_at=now,
+            )
+            session.add(problem)
+            result.opened.append(identity.key)
+        if identity.scope is not None and rules.rule(identity.kind).ticket:
+            reports.append(
+                (
+                    problem,
+                    ProblemReport(
+                        scope=identity.scope,
+                        scope_code=identity.code,
+                        kind=identity.kind,
+                        title=title,
+                        device_id=identity.device_id,
+                        commune_code=identity.commune_code,
+                        description=alert.annotations.get("description", "")[:2000],
+                        priority=priority,
+                        source=TicketSource.ALERTMANAGER,
+                        occurred_at=alert.startsAt,
+                        details={"labels": alert.labels},
+                    ),
+                )
+            )
+    session.flush()
+    if reports:
+        outcomes = open_or_update_tickets([r for _, r in reports], session=session, now=now, policy=ticket_policy)
+        for (problem, _), outcome in zip(reports, outcomes, strict=True):
+            problem.ticket_code = outcome.ticket.code
+            session.add(problem)
+            result.tickets.append(outcome.ticket.code)
+
+
+def _resolve(key: str, *, session: Session, now: datetime, ticket_policy: TicketPolicy, result: ReceiveResult) -> None:
+    problem = session.exec(
+        select(AlertProblem).where(
+            AlertProblem.key == key,
+            AlertProblem.source == ProblemSource.ALERTMANAGER.value,
+            col(AlertProblem.status) != ProblemStatus.RESOLVED.value,
+        )
+    ).first()
+    if problem is None:
+        return
+    problem.status, problem.resolved_at, problem.updated_at = ProblemStatus.RESOLVED.value, now, now
+    session.add(problem)
+    session.flush()
+    result.resolved.append(key)
+    if problem.ticket_code is not None:
+        resolve_problem(key, session=session, recovered_at=now, policy=ticket_policy)
+
+
+def parse_payload(body: Any) -> AmPayload:
+    """Validate a decoded JSON body (pydantic raises a ValidationError naming every bad field)."""
+    return AmPayload.model_validate(body)

@@ -1,0 +1,41 @@
+"""The policies of a deployment, built from its settings (one place, shared by every process)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from zoneinfo import ZoneInfo
+
+from monitor.alerts.notify import DeliveryPolicy
+from monitor.alerts.rules import AlertRules, load_rules
+from monitor.config import Settings
+from monitor.tickets.policy import TicketPolicy
+from monitor.tickets.sla import CalendarKind, SlaPolicy
+
+
+def ticket_policy(settings: Settings) -> TicketPolicy:
+    """Ticket behaviour: prefix, reopen window, close delay, automatic resolution, SLA calendar."""
+    calendar = CalendarKind.WORKING_HOURS if settings.tickets_working_hours else CalendarKind.TWENTY_FOUR_SEVEN
+    return TicketPolicy(
+        sla=SlaPolicy(calendar=calendar),
+        reopen_window=timedelta(hours=settings.tickets_reopen_window_h),
+        close_delay=timedelta(hours=settings.tickets_close_delay_h),
+        auto_resolve=settings.tickets_auto_resolve,
+        province_prefix=settings.province_prefix,
+    )
+
+
+def alert_rules(settings: Settings) -> AlertRules:
+    """Alert rules: the built-in defaults, or the deployment's file."""
+    return load_rules(settings.alert_rules_file)
+
+
+def delivery_policy(settings: Settings) -> DeliveryPolicy:
+    """How notifications are retried, digested and sent."""
+    return DeliveryPolicy(
+        max_attempts=settings.notify_max_attempts,
+        backoff=timedelta(seconds=settings.notify_backoff_s),
+        max_backoff=timedelta(seconds=settings.notify_max_backoff_s),
+        digest_items=settings.notify_digest_items,
+        concurrency=settings.notify_concurrency,
+        timezone=ZoneInfo(settings.timezone),
+    )

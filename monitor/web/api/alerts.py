@@ -1,0 +1,186 @@
+"""Problems, acknowledgements, maintenance windows, and the Alertmanager receiver."""
+
+from __future__ import annotations
+
+import hmac
+import json
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from pydantic import BaseModel, Field, ValidationError
+
+from monitor.alerts import service
+from monitor.alerts.alertmanager import parse_payload, receive
+from monitor.alerts.models import AlertProblem, MaintenanceWindow
+from monitor.auth.models import Role
+from monitor.db import utcnow
+from monitor.errors import InvalidInput, Problem
+from monitor.policies import alert_rules, ticket_policy
+from monitor.web.deps import PrincipalDep, SessionDep, SettingsDep, require_roles
+
+router = APIRouter(prefix="/api/v1", tags=["alerts"])
+MAX_ALERTMANAGER_BODY = 5 * 1024 * 1024
+
+
+class ProblemPublic(BaseModel):
+    """A problem as people see it."""
+
+    id: int
+    key: str
+    scope: str
+    scope_code: str
+    kind: str
+    source: str
+    status: str
+    priority: str
+    commune_code: str | None
+    district_code: str | None
+    title: str
+    members: list[str]
+    suppressed_by: str | None
+    suppression_reason: str | None
+    flapping: bool
+    started_at: datetime
+    activated_at: datetime | None
+    resolved_at: datetime | None
+    acknowledged_at: datetime | None
+    acknowledgement_note: str | None
+    ticket_code: str | None
+
+    @classmethod
+    def build(cls, problem: AlertProblem) -> ProblemPublic:
+        return cls.model_validate(problem, from_attributes=True)
+
+
+class AcknowledgeRequest(BaseModel):
+    note: str = Field(default="", max_length=1000)
+
+
+class WindowCreate(BaseModel):
+    """A maintenance window: one-off (starts_at..ends_at) or recurring (cron in Asia/Ho_Chi_Minh + duration_s)."""
+
+    name: str = Field(min_length=1, max_length=200)
+    scope: str = Field(pattern=r"^(device|commune|district|kind)$")
+    scope_code: str = Field(min_length=1, max_length=64)
+    starts_at: datetime
+    ends_at: datetime | None = None
+    cron: str | None = Field(default=None, max_length=100)
+    duration_s: int | None = Field(default=None, gt=0, le=30 * 86400)
+
+
+class WindowPublic(WindowCreate):
+    id: int
+    active: bool
+
+
+@router.get("/problems", response_model=list[ProblemPublic])
+async def list_problems(
+    session: SessionDep,
+    principal: PrincipalDep,
+    status: Annotated[list[str] | None, Query(description="active, pending, suppressed, resolved")] = None,
+    district: Annotated[str | None, Query(max_length=16, pattern=r"^[0-9A-Za-z]+$")] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 200,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> list[ProblemPublic]:
+    """Problems, newest first (default: active ones)."""
+    allowed = {"active", "pending", "suppressed", "resolved"}
+    if status and not set(status) <= allowed:
+        raise InvalidInput("bad status", [Problem("status", f"one of {', '.join(sorted(allowed))}")])
+    problems = service.list_problems(
+        session=session,
+        district_codes=principal.scope.district_codes,
+        statuses=status or ["active"],
+        district=district,
+        limit=limit,
+        offset=offset,
+    )
+    return [ProblemPublic.build(p) for p in problems]
+
+
+@router.get("/problems/{problem_id}", response_model=ProblemPublic)
+async def get_problem(problem_id: int, session: SessionDep, principal: PrincipalDep) -> ProblemPublic:
+    return ProblemPublic.build(
+        service.get_problem(problem_id, session=session, district_codes=principal.scope.district_codes)
+    )
+
+
+@router.post("/problems/{problem_id}/acknowledge", response_model=ProblemPublic)
+async def acknowledge_problem(
+    problem_id: int,
+    body: AcknowledgeRequest,
+    session: SessionDep,
+    principal: Annotated[Any, Depends(require_roles(Role.ADMIN, Role.OFFICER, Role.TECHNICIAN))],
+) -> ProblemPublic:
+    """Take a problem in hand, with a note; it lasts until the problem is resolved."""
+    problem = service.acknowledge(
+        problem_id,
+        note=body.note,
+        user_id=principal.user.id,
+        session=session,
+        district_codes=principal.scope.district_codes,
+        now=utcnow(),
+    )
+    session.commit()
+    return ProblemPublic.build(problem)
+
+
+@router.get("/maintenance-windows", response_model=list[WindowPublic])
+async def list_windows(session: SessionDep, principal: PrincipalDep) -> list[WindowPublic]:
+    windows = service.list_windows(session=session, district_codes=principal.scope.district_codes)
+    return [WindowPublic.model_validate(w, from_attributes=True) for w in windows]
+
+
+@router.post("/maintenance-windows", response_model=WindowPublic, status_code=201)
+async def create_window(
+    body: WindowCreate,
+    session: SessionDep,
+    principal: Annotated[Any, Depends(require_roles(Role.ADMIN, Role.OFFICER))],
+) -> WindowPublic:
+    """Mute problems of a device, commune, district or kind of device for a while (the true state is still shown)."""
+    if body.starts_at.tzinfo is None or (body.ends_at is not None and body.ends_at.tzinfo is None):
+        raise InvalidInput("times need a time zone", [Problem("starts_at", "give an offset, e.g. +07:00")])
+    window = MaintenanceWindow(**body.model_dump(), created_by=principal.user.id)
+    service.create_window(window, session=session, district_codes=principal.scope.district_codes)
+    session.commit()
+    return WindowPublic.model_validate(window, from_attributes=True)
+
+
+@router.delete("/maintenance-windows/{window_id}", status_code=204)
+async def end_window(
+    window_id: int,
+    session: SessionDep,
+    principal: Annotated[Any, Depends(require_roles(Role.ADMIN, Role.OFFICER))],
+) -> None:
+    """End a window now (it is kept, inactive, for history)."""
+    service.end_window(window_id, session=session, district_codes=principal.scope.district_codes, now=utcnow())
+    session.commit()
+
+
+@router.post("/integrations/alertmanager", tags=["integrations"])
+async def alertmanager_webhook(request: Request, session: SessionDep, settings: SettingsDep) -> dict[str, Any]:
+    """Alertmanager's webhook (version 4). Answers 2xx only once the result is committed, so retries are safe."""
+    expected = settings.alertmanager_token.get_secret_value() if settings.alertmanager_token else ""
+    header = request.headers.get("authorization", "")
+    given = header[7:].strip() if header.lower().startswith("bearer ") else ""
+    if not expected:
+        raise HTTPException(503, "the Alertmanager receiver is not configured (MONITOR_ALERTMANAGER_TOKEN)")
+    if not hmac.compare_digest(given.encode(), expected.encode()):
+        raise HTTPException(401, "wrong or missing bearer token", headers={"WWW-Authenticate": "Bearer"})
+    body = await request.body()
+    if len(body) > MAX_ALERTMANAGER_BODY:
+        raise HTTPException(413, "payload too large")
+    try:
+        payload = parse_payload(json.loads(body))
+    except (ValueError, ValidationError) as exc:
+        problems = (
+            [Problem(".".join(map(str, e["loc"])), e["msg"]) for e in exc.errors()]
+            if isinstance(exc, ValidationError)
+            else [Problem("body", "not JSON")]
+        )
+        raise InvalidInput("not an Alertmanager webhook payload (version 4)", problems) from exc
+    result = receive(
+        payload, session=session, now=utcnow(), rules=alert_rules(settings), ticket_policy=ticket_policy(settings)
+    )
+    session.commit()
+    return {"opened": result.opened, "resolved": result.resolved, "ignored": result.ignored, "tickets": result.tickets}

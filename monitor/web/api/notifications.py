@@ -1,0 +1,117 @@
+"""Notifications API: channels (administrators only; secrets never shown back), test messages, deliveries.
+
+A district officer may list the deliveries of their own district's events, to see what reached whom
+and what failed; leaders read them all.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import sqlalchemy as sa
+from fastapi import APIRouter, Depends, HTTPException, Query, Response
+from sqlmodel import Session
+
+from monitor.alerts.choices import DeliveryStatus
+from monitor.alerts.notify import service
+from monitor.alerts.notify.channels import open_senders
+from monitor.alerts.notify.errors import DeliveryError
+from monitor.alerts.notify.schemas import (
+    ChannelCreate,
+    ChannelPublic,
+    ChannelTest,
+    ChannelTestResult,
+    ChannelUpdate,
+    DeliveryPage,
+)
+from monitor.auth.models import Role
+from monitor.db import utcnow
+from monitor.errors import Conflict
+from monitor.web.deps import Principal, SessionDep, require_roles
+
+router = APIRouter(prefix="/api/v1/notifications", tags=["notifications"])
+
+Admin = Annotated[Principal, Depends(require_roles(Role.ADMIN))]
+DeliveryReader = Annotated[Principal, Depends(require_roles(Role.ADMIN, Role.LEADER, Role.OFFICER))]
+
+
+def _commit(session: Session) -> None:
+    try:
+        session.commit()
+    except sa.exc.IntegrityError as exc:  # a concurrent writer took the name first
+        session.rollback()
+        raise Conflict("the change contradicts another channel (is the name taken?)") from exc
+
+
+@router.get("/channels", response_model=list[ChannelPublic])
+async def list_channels(session: SessionDep, _admin: Admin) -> list[ChannelPublic]:
+    """Every notification channel, by name."""
+    return [service.channel_public(c) for c in service.list_channels(session=session)]
+
+
+@router.post("/channels", response_model=ChannelPublic, status_code=201)
+async def create_channel(data: ChannelCreate, session: SessionDep, _admin: Admin) -> ChannelPublic:
+    """A new channel; its config is checked against its kind (webhook, email, telegram)."""
+    channel = service.create_channel(data, session=session, now=utcnow())
+    _commit(session)
+    return service.channel_public(channel)
+
+
+@router.get("/channels/{channel_id}", response_model=ChannelPublic)
+async def get_channel(channel_id: int, session: SessionDep, _admin: Admin) -> ChannelPublic:
+    """One channel."""
+    return service.channel_public(service.get_channel(channel_id, session=session))
+
+
+@router.patch("/channels/{channel_id}", response_model=ChannelPublic)
+async def update_channel(channel_id: int, changes: ChannelUpdate, session: SessionDep, _admin: Admin) -> ChannelPublic:
+    """Change a channel; config keys merge into the stored ones, a secret sent back as `***set***` is kept."""
+    channel = service.update_channel(channel_id, changes, session=session)
+    _commit(session)
+    return service.channel_public(channel)
+
+
+@router.delete("/channels/{channel_id}", status_code=204)
+async def delete_channel(channel_id: int, session: SessionDep, _admin: Admin) -> Response:
+    """Remove a channel with its deliveries (deactivate it instead to keep the history)."""
+    service.delete_channel(channel_id, session=session)
+    _commit(session)
+    return Response(status_code=204)
+
+
+@router.post("/channels/{channel_id}/test", response_model=ChannelTestResult)
+async def test_channel(
+    channel_id: int, session: SessionDep, admin: Admin, request: ChannelTest | None = None
+) -> ChannelTestResult:
+    """Send a test message now, outside the queue; 502 with the reason when it does not go through."""
+    channel = service.get_channel(channel_id, session=session)
+    recipient = service.recipient_for_test(channel, admin.user, request.recipient if request else None)
+    try:
+        async with open_senders() as senders:
+            message = await service.send_test(
+                channel, recipient=recipient, senders=senders, now=utcnow(), language=admin.user.language
+            )
+    except DeliveryError as exc:
+        raise HTTPException(502, f"the test message was not delivered: {exc}") from exc
+    return ChannelTestResult(sent=True, recipient=recipient, subject=message.subject)
+
+
+@router.get("/deliveries", response_model=DeliveryPage)
+async def list_deliveries(
+    session: SessionDep,
+    principal: DeliveryReader,
+    status: DeliveryStatus | None = None,
+    channel: Annotated[int | None, Query(ge=1)] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
+) -> DeliveryPage:
+    """Deliveries newest first with their attempts and last error; an officer sees their district's only."""
+    rows, total = service.list_deliveries(
+        session=session,
+        status=status,
+        channel_id=channel,
+        district_codes=principal.scope.district_codes,
+        limit=limit,
+        offset=offset,
+    )
+    return DeliveryPage(items=[service.delivery_public(d, c) for d, c in rows], total=total)
