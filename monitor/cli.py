@@ -102,11 +102,10 @@ def demo(
 def serve(
     host: Annotated[str | None, typer.Option(help="address to listen on (default: MONITOR_HOST)")] = None,
     port: Annotated[int | None, typer.Option(help="port (default: MONITOR_PORT)")] = None,
+    dispatcher: Annotated[bool, typer.Option(help="also run the alerts dispatcher in this process")] = True,
 ) -> None:
-    """Run the web app and API against the configured database (it must be migrated)."""
-    import uvicorn
-
-    from monitor.web.app import create_app
+    """Run the web app and API (and, by default, the alerts dispatcher) on the configured database."""
+    from monitor.runtime import run_web
 
     _configure_logging()
     settings = _settings()
@@ -115,7 +114,21 @@ def serve(
     except MonitorError as exc:
         _fail(str(exc), 2)
     engine = _migrated_engine(settings)
-    uvicorn.run(create_app(settings, engine), host=host or settings.host, port=port or settings.port)
+    asyncio.run(run_web(settings, engine, host or settings.host, port or settings.port, with_dispatcher=dispatcher))
+
+
+@app.command()
+def dispatch() -> None:
+    """Run an alerts dispatcher: state changes to problems, tickets and notifications (several may run)."""
+    from monitor.runtime import run_dispatcher
+
+    _configure_logging()
+    settings = _settings()
+    try:
+        settings.require_real_secrets()
+    except MonitorError as exc:
+        _fail(str(exc), 2)
+    asyncio.run(run_dispatcher(settings, _migrated_engine(settings)))
 
 
 @app.command()

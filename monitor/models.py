@@ -2,19 +2,45 @@
 
 from sqlmodel import SQLModel
 
+from monitor.alerts.models import (
+    AlertmanagerAlert,
+    AlertProblem,
+    MaintenanceWindow,
+    NotificationChannel,
+    NotificationDelivery,
+)
 from monitor.auth.models import User, UserSession
 from monitor.health.models import DeviceHealthRow, StateChange
 from monitor.inventory.models import BroadcastSystem, Commune, Device, District
+from monitor.tickets.models import (
+    InspectionSchedule,
+    Ticket,
+    TicketAttachment,
+    TicketCounter,
+    TicketEvent,
+    TicketPause,
+)
 
 metadata = SQLModel.metadata
 
 __all__ = [
+    "AlertProblem",
+    "AlertmanagerAlert",
     "BroadcastSystem",
     "Commune",
     "Device",
     "DeviceHealthRow",
     "District",
+    "InspectionSchedule",
+    "MaintenanceWindow",
+    "NotificationChannel",
+    "NotificationDelivery",
     "StateChange",
+    "Ticket",
+    "TicketAttachment",
+    "TicketCounter",
+    "TicketEvent",
+    "TicketPause",
     "User",
     "UserSession",
     "metadata",

@@ -10,25 +10,139 @@ import asyncio
 import contextlib
 import logging
 import signal
-from collections.abc import Sequence
+import time
+from collections.abc import AsyncIterator, Iterator, Sequence
+from datetime import timedelta
+from typing import Any
 
 import uvicorn
+from fastapi import FastAPI
 from sqlalchemy.engine import Engine
 
+from monitor.alerts.dispatcher import Dispatcher
+from monitor.alerts.notify import DeliveryStats, deliver_due, open_senders, purge_deliveries
 from monitor.collectors.mqtt import EmbeddedBroker
 from monitor.collectors.profiles import load_profiles
 from monitor.collectors.runner import Collector
 from monitor.config import Settings
+from monitor.db import session_scope, utcnow
+from monitor.metrics import CollectorSource, MetricsSource, collector_exporter
+from monitor.metrics_server import MetricsServer, collector_metrics_port
+from monitor.policies import alert_rules, delivery_policy, ticket_policy
 from monitor.web.app import create_app
 
 log = logging.getLogger(__name__)
+DISPATCH_EVERY_S = 2.0
 DEMO_MQTT_PORT = 18830
 DEMO_SCENARIOS = ("random-faults:per_day=2",)
 
 
-def _server(settings: Settings, engine: Engine, host: str, port: int) -> uvicorn.Server:
-    config = uvicorn.Config(create_app(settings, engine), host=host, port=port, log_level="info", lifespan="on")
-    return uvicorn.Server(config)
+def make_dispatcher(settings: Settings, engine: Engine, name: str = "dispatcher") -> Dispatcher:
+    """The deployment's dispatcher: its alert rules and ticket policy."""
+    return Dispatcher(engine, rules=alert_rules(settings), ticket_policy=ticket_policy(settings), name=name)
+
+
+async def dispatch_forever(dispatcher: Dispatcher, every_s: float = DISPATCH_EVERY_S) -> None:
+    """Run dispatcher cycles until cancelled; a failing cycle (the database away) is logged and retried."""
+    while True:
+        try:
+            report = await asyncio.to_thread(dispatcher.run_once)
+            if report.opened or report.resolved:
+                log.info(
+                    "problems: %d opened (%d grouped), %d resolved, %d suppressed; tickets %s",
+                    report.opened,
+                    report.grouped,
+                    report.resolved,
+                    report.suppressed,
+                    ", ".join(report.tickets[:10]) or "-",
+                )
+        except Exception:
+            log.exception("dispatcher cycle failed; retrying in %.0f s", every_s)
+        await asyncio.sleep(every_s)
+
+
+async def deliver_forever(settings: Settings, engine: Engine, stats: DeliveryStats) -> None:
+    """Send queued notifications until cancelled (digests per recipient; retries with backoff)."""
+    policy = delivery_policy(settings)
+    last_purge = 0.0
+    async with open_senders() as senders:
+        while True:
+            try:
+                await deliver_due(engine=engine, now=utcnow(), policy=policy, senders=senders, stats=stats)
+                if time.monotonic() - last_purge > 3600:
+                    await asyncio.to_thread(_purge, engine, settings)
+                    last_purge = time.monotonic()
+            except Exception:
+                log.exception("sending notifications failed; retrying in %.0f s", settings.notify_interval_s)
+            await asyncio.sleep(settings.notify_interval_s)
+
+
+def _purge(engine: Engine, settings: Settings) -> None:
+    with session_scope(engine) as session:
+        purge_deliveries(session=session, before=utcnow() - timedelta(days=settings.notify_retention_days))
+
+
+def alert_jobs(settings: Settings, engine: Engine, name: str, stats: DeliveryStats) -> list[Any]:
+    """The dispatcher and the notification worker, as coroutines to run in the background."""
+    return [dispatch_forever(make_dispatcher(settings, engine, name)), deliver_forever(settings, engine, stats)]
+
+
+@contextlib.asynccontextmanager
+async def background(*coroutines: Any) -> AsyncIterator[None]:
+    """Run coroutines as tasks for the duration of the block, cancelling them at its end."""
+    tasks = [asyncio.create_task(c) for c in coroutines]
+    try:
+        yield
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def run_web(settings: Settings, engine: Engine, host: str, port: int, *, with_dispatcher: bool) -> None:
+    """The web process, with the dispatcher in it unless the deployment runs `monitor dispatch` apart."""
+    app = create_app(settings, engine)
+    server = _server(app, host, port)
+    jobs = alert_jobs(settings, engine, f"web-{port}", app.state.delivery_stats) if with_dispatcher else []
+    async with background(*jobs):
+        await server.serve()
+
+
+async def run_dispatcher(settings: Settings, engine: Engine) -> None:
+    """A dispatcher process, until Ctrl-C or SIGTERM."""
+    async with background(*alert_jobs(settings, engine, "dispatcher", DeliveryStats())):
+        await _until_signalled()
+
+
+class _Server(uvicorn.Server):
+    """uvicorn's server, stopping on SIGINT/SIGTERM without re-raising them afterwards.
+
+    uvicorn re-raises the signal once it has shut down, which would kill the process before the
+    collector and the simulator beside it are stopped; here the process ends normally instead.
+    """
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        loop = asyncio.get_running_loop()
+
+        def stop() -> None:
+            if self.should_exit:
+                self.force_exit = True  # a second Ctrl-C: do not wait for open connections
+            self.should_exit = True
+
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop)
+        try:
+            yield
+        finally:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.remove_signal_handler(sig)
+
+
+def _server(app: FastAPI, host: str, port: int, *metrics: MetricsSource) -> uvicorn.Server:
+    for source in metrics:  # the demo's one /metrics also shows its in-process collector's work
+        app.state.metrics.add_source(source)
+    return _Server(uvicorn.Config(app, host=host, port=port, log_level="info", lifespan="on"))
 
 
 async def _until_signalled() -> None:
@@ -43,8 +157,11 @@ async def _until_signalled() -> None:
             loop.remove_signal_handler(sig)
 
 
-async def run_collector(settings: Settings, engine: Engine, shard: tuple[int, int]) -> None:
-    """A collector process: polls its shard until Ctrl-C or SIGTERM."""
+async def run_collector(
+    settings: Settings, engine: Engine, shard: tuple[int, int], metrics_port: int | None = None
+) -> None:
+    """A collector process: polls its shard until Ctrl-C or SIGTERM; its metrics on `metrics_port`
+    (default: 9180 + the shard's index, on MONITOR_HOST)."""
     collector = Collector(
         settings,
         engine,
@@ -53,10 +170,14 @@ async def run_collector(settings: Settings, engine: Engine, shard: tuple[int, in
         mqtt_url=settings.mqtt_url,
         trap_port=settings.snmp_trap_port,
     )
+    port = collector_metrics_port(shard[0]) if metrics_port is None else metrics_port
+    metrics_server = MetricsServer(collector_exporter(collector), settings.host, port)
     await collector.start()
     try:
+        await metrics_server.start()
         await _until_signalled()
     finally:
+        await metrics_server.stop()
         await collector.stop()
 
 
@@ -84,12 +205,14 @@ async def run_demo(
     collector = Collector(
         settings, engine, registry=load_profiles(settings.profiles_dir), mqtt_url=mqtt_url, trap_port=None
     )
-    server = _server(settings, engine, "127.0.0.1", port)
+    app = create_app(settings, engine)
+    server = _server(app, "127.0.0.1", port, CollectorSource(collector))
     await simulator.start()
     try:
         await collector.start()
         try:
-            await server.serve()
+            async with background(*alert_jobs(settings, engine, "demo", app.state.delivery_stats)):
+                await server.serve()
         finally:
             await collector.stop()
     finally:

@@ -155,3 +155,63 @@ def errors(engine: Engine) -> dict[str, str | None]:
     with Session(engine) as session:
         rows = session.exec(select(Device.code, DeviceHealthRow.last_error).join(DeviceHealthRow))
         return dict(rows.all())
+
+
+def test_a_device_that_goes_dark_gets_one_ticket_that_resolves_and_reopens_within_a_day(
+    province: Engine, settings_for: Settings
+) -> None:
+    """The whole chain over real sockets: simulator -> collector -> health -> dispatcher -> ticket."""
+    from datetime import timedelta
+
+    from monitor.alerts.dispatcher import Dispatcher
+    from monitor.alerts.rules import AlertRules
+    from monitor.tickets.models import Ticket
+
+    http_port, snmp_port = free_port(), free_port()
+    codes = _polled_fleet(province, http_port, snmp_port)
+    cluster = next(c for c in codes if "-CL" in c)
+    dispatcher = Dispatcher(province, rules=AlertRules(group_wait=timedelta(0)))
+
+    def tickets() -> list[tuple[str, str]]:
+        with Session(province) as session:
+            return [(t.problem_key, t.status) for t in session.exec(select(Ticket).order_by(col(Ticket.id)))]
+
+    async def scenario() -> None:
+        simulator = Simulator(
+            devices_from_inventory(settings_for),
+            seed=5,
+            http_port=http_port,
+            snmp_port=snmp_port,
+            snmp_v3_port=0,
+            control_port=0,
+        )
+        collector = Collector(settings_for, province, registry=load_profiles(), refresh_s=3600, flush_s=3600)
+
+        async def sweeps(n: int) -> None:
+            for _ in range(n):
+                await collector.scheduler.poll_all_now()
+                await collector.flush()
+                await asyncio.to_thread(dispatcher.run_once)
+
+        await simulator.start()
+        await collector.start()
+        try:
+            for code in codes:
+                simulator.clear(code)
+            await sweeps(1)
+            simulator.inject(cluster, "offline")
+            await sweeps(3)
+            assert tickets() == [(f"device:{cluster}:offline", "new")]
+            await sweeps(2)
+            assert len(tickets()) == 1, "exactly one ticket, however long it stays down"
+            simulator.clear(cluster)
+            await sweeps(2)
+            assert tickets() == [(f"device:{cluster}:offline", "resolved")]
+            simulator.inject(cluster, "offline")
+            await sweeps(3)
+            assert tickets() == [(f"device:{cluster}:offline", "reopened")]
+        finally:
+            await collector.stop()
+            await simulator.stop()
+
+    asyncio.run(scenario())

@@ -77,7 +77,10 @@ class HttpPoller:
         self._ssl: ssl.SSLContext | bool = ssl_context if ssl_context is not None else True
         self._headers = {"User-Agent": user_agent, "Accept": "application/json"}
         self._session: aiohttp.ClientSession | None = None
-        self._urls: dict[tuple[str, int | None, str], URL] = {}
+        # Encoded URL text by (address, port, path): a yarl URL that aiohttp has used keeps ~750 bytes of
+        # cached parts (37 MB for 50,000 devices); the text is ~80 and parses back in ~4 us, against
+        # ~26 us to build and check the URL from the inventory's address every time.
+        self._urls: dict[tuple[str, int | None, str], str] = {}
 
     async def start(self) -> None:
         """Open the session (inside the running event loop)."""
@@ -136,13 +139,14 @@ class HttpPoller:
         """The URL to poll: the address as a URL or a host; the port column when the URL has none;
         the profile's path when the URL has none. `CollectError(unreachable)` for an unusable address."""
         key = (target.address, target.port, profile.http_path)
-        url = self._urls.get(key)
-        if url is None:
+        text = self._urls.get(key)
+        if text is None:
             url = build_url(target.address, target.port, profile.http_path)
             if len(self._urls) >= _URL_CACHE_MAX:
                 self._urls.clear()
-            self._urls[key] = url
-        return url
+            self._urls[key] = str(url)
+            return url
+        return URL(text, encoded=True)
 
     async def _fetch(self, url: URL) -> bytes:
         session = self._session

@@ -6,6 +6,11 @@ are spread over `slots` phases (by a stable hash of their code), so a 60 s fleet
 every second instead of all at once. A slot job only starts its devices' polls, as tasks bounded by
 one semaphore for the whole collector, and returns: a slow or dead device delays nobody but itself
 (its next poll is skipped while the previous one still runs), and each device's interval is honoured.
+
+A slot's polls are started in small batches spread over most of the slot's step, not all at once:
+1,667 polls started in one loop iteration (100,000 devices, 60 slots) kept the loop busy for up to
+0.8 s at a time (slot runs and SNMP replies waited behind them) and held ~1,000 aiohttp requests in
+memory at once. Paced, the loop stays responsive and only a few dozen polls are in flight.
 """
 
 from __future__ import annotations
@@ -28,6 +33,12 @@ log = logging.getLogger(__name__)
 
 #: Upper bounds (seconds) of the lateness histogram, as Prometheus buckets.
 LATENESS_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, math.inf)
+#: A slot's polls start in batches at least this far apart and this large, over SPREAD_SHARE of its step.
+#: Batches, not single polls: each loop wake-up costs ~0.13 ms of CPU here, so polls started alone cost
+#: 3x more at small fleets; 25 at a time keep wake-ups shared and the loop responsive.
+SPREAD_TICK_S = 0.02
+SPREAD_MIN_BATCH = 25
+SPREAD_SHARE = 0.9
 
 
 class Schedulable(Protocol):
@@ -101,6 +112,7 @@ class SlotScheduler(Generic[T]):
         self.stats = stats or SchedulerStats()
         self._buckets: dict[tuple[int, int], list[T]] = {}
         self._in_flight: dict[str, asyncio.Task[None]] = {}
+        self._pacers: set[asyncio.Task[None]] = set()
         self._scheduler = AsyncIOScheduler(timezone=UTC)
         self._scheduler.add_listener(self._on_event, EVENT_JOB_SUBMITTED | EVENT_JOB_MISSED | EVENT_JOB_MAX_INSTANCES)
 
@@ -174,8 +186,32 @@ class SlotScheduler(Generic[T]):
                 self.stats.polls_in_flight -= 1
 
     async def _run_slot(self, interval_s: int, slot: int) -> None:
-        for target in list(self._buckets.get((interval_s, slot), ())):
-            self._start_poll(target)
+        targets = list(self._buckets.get((interval_s, slot), ()))
+        if not targets:
+            return
+        # The pacing runs in a task of ours, so that the slot job returns at once and stop() can cancel it.
+        spread_s = interval_s / self._slots(interval_s) * SPREAD_SHARE
+        pacer = asyncio.get_running_loop().create_task(
+            self._start_paced(targets, spread_s), name=f"slot {slot} of {interval_s}s"
+        )
+        self._pacers.add(pacer)
+        pacer.add_done_callback(self._pacers.discard)
+
+    async def _start_paced(self, targets: list[T], spread_s: float) -> None:
+        """Start the polls of `targets` in batches evenly spread over `spread_s` seconds.
+
+        Batches are placed by the clock, not by sleeping a fixed time after each one: on a busy loop,
+        fixed sleeps added up to more than the slot's step, and slot runs piled up.
+        """
+        loop = asyncio.get_running_loop()
+        count = len(targets)
+        ticks = max(1, min(count // SPREAD_MIN_BATCH, int(spread_s / SPREAD_TICK_S)))
+        began = loop.time()
+        for tick in range(ticks):
+            if tick:
+                await asyncio.sleep(max(0.0, began + tick * spread_s / ticks - loop.time()))
+            for target in targets[tick * count // ticks : (tick + 1) * count // ticks]:
+                self._start_poll(target)
 
     async def poll_all_now(self) -> None:
         """Poll every target once, now, and wait for the polls (a first sweep, and for tests)."""
@@ -201,6 +237,10 @@ class SlotScheduler(Generic[T]):
         """Stop scheduling and cancel the polls still running."""
         if self._scheduler.running:
             self._scheduler.shutdown(wait=False)
+        pacers = list(self._pacers)  # first, so that no poll starts after this
+        for pacer in pacers:
+            pacer.cancel()
+        await asyncio.gather(*pacers, return_exceptions=True)
         tasks = list(self._in_flight.values())
         for task in tasks:
             task.cancel()

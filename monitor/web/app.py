@@ -12,12 +12,14 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.engine import Engine
 
 from monitor import __version__
+from monitor.alerts.notify import DeliveryStats
 from monitor.auth.service import LoginThrottle
 from monitor.collectors.profiles import load_profiles
 from monitor.config import Settings
 from monitor.db import ensure_migrated, make_engine
 from monitor.health.store import HealthStore, policy_from_settings
-from monitor.web.api import auth, heartbeats, inventory
+from monitor.metrics_fleet import web_exporter
+from monitor.web.api import alerts, auth, heartbeats, inventory, metrics, notifications, tickets
 from monitor.web.deps import EngineDep
 from monitor.web.problems import install_problem_handlers
 
@@ -45,10 +47,16 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
     app.state.profiles = load_profiles(settings.profiles_dir)
     app.state.health_store = HealthStore(engine, policy_from_settings(settings))
     app.state.heartbeat_last_seen = {}
+    app.state.delivery_stats = DeliveryStats()  # the notification worker of this process counts here
+    app.state.metrics = web_exporter(engine)
     install_problem_handlers(app)
     app.include_router(auth.router)
     app.include_router(inventory.router)
     app.include_router(heartbeats.router)
+    app.include_router(metrics.router)
+    app.include_router(alerts.router)
+    app.include_router(notifications.router)
+    app.include_router(tickets.router)
 
     @app.get("/healthz", tags=["service"])
     async def healthz(db: EngineDep) -> Any:

@@ -1,0 +1,374 @@
+"""Grafana, as this service needs it: a small builder of dashboard JSON (schema 39, Grafana 10 and later) and a
+client of its HTTP API that uploads dashboards (`monitor dashboards push`).
+
+All requests to Grafana go through `GrafanaClient` (httpx), one place to test: tests/test_dashboards.py runs
+it against a local HTTP server that records the requests (Grafana itself cannot run in the test machine).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from monitor.errors import MonitorError
+from monitor.text import fold
+
+DATASOURCE_UID = "fleet-prometheus"
+DATASOURCE = {"type": "prometheus", "uid": DATASOURCE_UID}
+SCHEMA_VERSION = 39
+TAGS = ["fleet-monitor"]
+Json = dict[str, Any]
+
+
+# --- the JSON model ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Query:
+    """One PromQL target of a panel: `legend` uses Grafana's {{label}} syntax; `table` asks for one instant row
+    per series (labels as columns) rather than a time series."""
+
+    expr: str
+    legend: str = ""
+    table: bool = False
+    instant: bool = False
+
+    def target(self, ref: str) -> Json:
+        target: Json = {"datasource": DATASOURCE, "expr": self.expr, "refId": ref, "legendFormat": self.legend}
+        if self.table:
+            target |= {"format": "table", "instant": True, "range": False}
+        elif self.instant:
+            target |= {"instant": True, "range": False}
+        return target
+
+
+def _thresholds(steps: Sequence[tuple[str, float | None]]) -> Json:
+    return {"mode": "absolute", "steps": [{"color": c, "value": v} for c, v in steps]}
+
+
+def panel(
+    kind: str,
+    title: str,
+    queries: Sequence[Query],
+    *,
+    width: int,
+    height: int,
+    unit: str = "short",
+    description: str = "",
+    steps: Sequence[tuple[str, float | None]] = (("green", None),),
+    options: Json | None = None,
+    overrides: Sequence[Json] = (),
+    transformations: Sequence[Json] = (),
+    minimum: float | None = None,
+    maximum: float | None = None,
+    custom: Json | None = None,
+) -> Json:
+    """A panel without its place yet (`layout` gives it `gridPos` and `id`)."""
+    defaults: Json = {"unit": unit, "color": {"mode": "thresholds"}, "thresholds": _thresholds(steps)}
+    if minimum is not None:
+        defaults["min"] = minimum
+    if maximum is not None:
+        defaults["max"] = maximum
+    if custom is not None:
+        defaults["custom"] = custom
+    return {
+        "type": kind,
+        "title": title,
+        "description": description,
+        "datasource": DATASOURCE,
+        "targets": [q.target(chr(ord("A") + i)) for i, q in enumerate(queries)],
+        "fieldConfig": {"defaults": defaults, "overrides": list(overrides)},
+        "options": options or {},
+        "transformations": list(transformations),
+        "gridPos": {"w": width, "h": height},
+    }
+
+
+def stat(title: str, expr: str, *, unit: str = "short", width: int = 4, **kwargs: Any) -> Json:
+    """A single big number (the last value)."""
+    options = {"reduceOptions": {"calcs": ["lastNotNull"], "fields": "", "values": False}, "colorMode": "value"}
+    return panel(
+        "stat", title, [Query(expr, instant=True)], width=width, height=4, unit=unit, options=options, **kwargs
+    )
+
+
+def bars(
+    title: str, queries: Sequence[Query], *, unit: str = "short", width: int = 12, height: int = 8, **kw: Any
+) -> Json:
+    """Horizontal bars, one per series (the last value)."""
+    options = {
+        "reduceOptions": {"calcs": ["lastNotNull"], "fields": "", "values": False},
+        "orientation": "horizontal",
+        "displayMode": "gradient",
+        "showUnfilled": True,
+    }
+    return panel("bargauge", title, queries, width=width, height=height, unit=unit, options=options, **kw)
+
+
+def timeseries(title: str, queries: Sequence[Query], *, unit: str = "short", width: int = 12, **kwargs: Any) -> Json:
+    """Lines over the dashboard's time range."""
+    options = {
+        "legend": {"displayMode": "list", "placement": "bottom", "showLegend": True},
+        "tooltip": {"mode": "multi"},
+    }
+    custom = {"lineWidth": 2, "fillOpacity": 10, "showPoints": "never", "spanNulls": False}
+    return panel(
+        "timeseries", title, queries, width=width, height=8, unit=unit, options=options, custom=custom, **kwargs
+    )
+
+
+def table(
+    title: str, queries: Sequence[Query], columns: dict[str, str], *, width: int = 24, height: int = 10, **kw: Any
+) -> Json:
+    """Rows of series; `columns` maps the labels and values kept to their headings, in order."""
+    merge = [{"id": "merge", "options": {}}] if len(queries) > 1 else []
+    organize = {
+        "id": "organize",
+        "options": {
+            "excludeByName": {"Time": True, "__name__": True, "job": True, "instance": True, "province": True},
+            "indexByName": {name: i for i, name in enumerate(columns)},
+            "renameByName": columns,
+        },
+    }
+    options = {"showHeader": True, "cellHeight": "sm", "footer": {"show": False}}
+    return panel("table", title, queries, width=width, height=height, options=options,
+                 transformations=[*merge, organize], **kw)  # fmt: skip
+
+
+def time_column(name: str) -> Json:
+    """An override showing a Unix time in milliseconds (Vietnam time in the browser) as a date and time."""
+    return {"matcher": {"id": "byName", "options": name}, "properties": [{"id": "unit", "value": "dateTimeAsLocal"}]}
+
+
+def layout(panels: Sequence[Json]) -> list[Json]:
+    """Place panels left to right in rows of 24 columns, numbering them."""
+    placed: list[Json] = []
+    x = y = row_height = 0
+    for number, item in enumerate(panels, start=1):
+        grid = item["gridPos"]
+        if x + grid["w"] > 24:
+            x, y, row_height = 0, y + row_height, 0
+        placed.append(item | {"id": number, "gridPos": grid | {"x": x, "y": y}})
+        x += grid["w"]
+        row_height = max(row_height, grid["h"])
+    return placed
+
+
+def district_variable(*, multi: bool) -> Json:
+    """`$district`: the districts (or maintenance areas) by name, their codes as values."""
+    return {
+        "name": "district",
+        "label": "Huyện — District",
+        "type": "query",
+        "datasource": DATASOURCE,
+        "query": {"query": "query_result(fleet_district_info)", "refId": "districts"},
+        "definition": "query_result(fleet_district_info)",
+        "regex": '/district="(?<value>[^"]+)".*district_name="(?<text>[^"]+)"/',
+        "refresh": 1,
+        "sort": 1,
+        "multi": multi,
+        "includeAll": multi,
+        "allValue": ".*" if multi else None,
+        "current": {},
+        "options": [],
+        "hide": 0,
+    }
+
+
+def dashboard(uid: str, title: str, description: str, panels: Sequence[Json], *, variables: Sequence[Json] = (),
+              time_from: str = "now-24h", refresh: str = "1m") -> Json:  # fmt: skip
+    """A whole dashboard for Grafana 10 and later (schema 39)."""
+    return {
+        "uid": uid,
+        "title": title,
+        "description": description,
+        "tags": TAGS,
+        "timezone": "browser",
+        "editable": True,
+        "graphTooltip": 1,
+        "schemaVersion": SCHEMA_VERSION,
+        "version": 1,
+        "refresh": refresh,
+        "time": {"from": time_from, "to": "now"},
+        "timepicker": {},
+        "fiscalYearStartMonth": 0,
+        "weekStart": "monday",
+        "liveNow": False,
+        "links": [{"type": "dashboards", "tags": TAGS, "asDropdown": True, "title": "Bảng khác — Other dashboards"}],
+        "annotations": {"list": []},
+        "templating": {"list": list(variables)},
+        "panels": layout(panels),
+    }
+
+
+def render(dashboard_json: Json) -> str:
+    """The committed form of a dashboard: indented, keys sorted, Vietnamese kept as it is, a final newline."""
+    return json.dumps(dashboard_json, ensure_ascii=False, indent=2, sort_keys=True) + "\n"
+
+
+_LABEL_VALUES = re.compile(r"^label_values\((?P<metric>[^,]+),\s*\w+\)$")
+_QUERY_RESULT = re.compile(r"^query_result\((?P<expr>.*)\)$", re.S)
+
+
+def expressions(dashboard_json: Json) -> Iterator[tuple[str, str]]:
+    """(where, PromQL) of every query of a dashboard: panel targets and template variables (Grafana's
+    `query_result(EXPR)` and `label_values(METRIC, LABEL)` unwrapped to their PromQL)."""
+    for item in dashboard_json.get("panels", []):
+        for target in item.get("targets", []):
+            if target.get("expr"):
+                yield f"{dashboard_json['uid']} / {item['title']} / {target['refId']}", target["expr"]
+    for variable in dashboard_json.get("templating", {}).get("list", []):
+        query = variable.get("query")
+        text = query.get("query", "") if isinstance(query, dict) else str(query or "")
+        if match := _QUERY_RESULT.match(text):
+            text = match["expr"]
+        elif match := _LABEL_VALUES.match(text):
+            text = match["metric"]
+        if text:
+            yield f"{dashboard_json['uid']} / ${variable['name']}", text
+
+
+# --- the HTTP API ----------------------------------------------------------------------------------
+
+
+class GrafanaError(MonitorError):
+    """Grafana could not be reached, or refused a request (its own message is kept)."""
+
+
+def folder_uid(title: str) -> str:
+    """A stable folder uid from its title (`Giám sát thông tin cơ sở` -> `giam-sat-thong-tin-co-so`), so that
+    pushing again updates the same folder."""
+    slug = re.sub(r"[^a-z0-9]+", "-", fold(title)).strip("-")
+    return (slug or "fleet-monitor")[:40]
+
+
+@dataclass(frozen=True, slots=True)
+class Uploaded:
+    """A dashboard Grafana accepted: its uid, address (relative to Grafana's URL) and version."""
+
+    uid: str
+    url: str
+    version: int
+
+
+class GrafanaClient:
+    """Grafana's HTTP API with a service-account token (`Authorization: Bearer`): folders, the Prometheus
+    data source and dashboards. Library errors become `GrafanaError`; `transport` is for tests."""
+
+    def __init__(
+        self, url: str, token: str, *, timeout_s: float = 15.0, transport: httpx.BaseTransport | None = None
+    ) -> None:
+        self.url = url.rstrip("/")
+        self._http = httpx.Client(
+            base_url=self.url,
+            headers={"Authorization": f"Bearer {token}", "Accept": "application/json"},
+            timeout=timeout_s,
+            transport=transport,
+        )
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> GrafanaClient:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    def _call(self, method: str, path: str, body: Json | None = None, *, allow: Sequence[int] = ()) -> httpx.Response:
+        try:
+            response = self._http.request(method, path, json=body)
+        except httpx.HTTPError as exc:
+            raise GrafanaError(f"cannot reach Grafana at {self.url}: {exc}") from exc
+        if response.is_success or response.status_code in allow:
+            return response
+        try:
+            message = response.json().get("message", "")
+        except ValueError:
+            message = response.text[:200]
+        raise GrafanaError(f"Grafana refused {method} {path}: HTTP {response.status_code} {message}".rstrip())
+
+    def health(self) -> Json:
+        """Grafana's version and database state (`GET /api/health`, no permission needed)."""
+        health: Json = self._call("GET", "/api/health").json()
+        return health
+
+    def ensure_folder(self, title: str) -> str:
+        """The uid of the folder called `title`, created if missing."""
+        uid = folder_uid(title)
+        if self._call("GET", f"/api/folders/{uid}", allow=[404]).status_code == 200:
+            return uid
+        for folder in self._call("GET", "/api/folders").json():
+            if folder.get("title") == title:
+                return str(folder["uid"])
+        self._call("POST", "/api/folders", {"uid": uid, "title": title})
+        return uid
+
+    def ensure_datasource(self, prometheus_url: str) -> None:
+        """Create or update the Prometheus data source the dashboards use (uid `DATASOURCE_UID`)."""
+        body: Json = {
+            "uid": DATASOURCE_UID,
+            "name": "Prometheus (fleet monitor)",
+            "type": "prometheus",
+            "access": "proxy",
+            "url": prometheus_url,
+            "jsonData": {"timeInterval": "30s", "httpMethod": "POST"},
+        }
+        path = f"/api/datasources/uid/{DATASOURCE_UID}"
+        if self._call("GET", path, allow=[404]).status_code == 404:
+            self._call("POST", "/api/datasources", body)
+        else:
+            self._call("PUT", path, body)
+
+    def upload(self, dashboard_json: Json, folder: str, message: str) -> Uploaded:
+        """Create or replace a dashboard (matched by its uid) in a folder."""
+        body = {"dashboard": dashboard_json | {"id": None}, "folderUid": folder, "overwrite": True, "message": message}
+        answer = self._call("POST", "/api/dashboards/db", body).json()
+        return Uploaded(
+            str(answer.get("uid", dashboard_json["uid"])), str(answer.get("url", "")), int(answer.get("version", 0))
+        )
+
+
+def push(
+    client: GrafanaClient,
+    dashboards: Mapping[str, Json],
+    *,
+    folder: str,
+    prometheus_url: str | None = None,
+    message: str = "monitor dashboards push",
+) -> list[Uploaded]:
+    """Upload dashboards into `folder` (created if missing), after the data source when `prometheus_url` is given."""
+    client.health()
+    if prometheus_url:
+        client.ensure_datasource(prometheus_url)
+    uid = client.ensure_folder(folder)
+    return [client.upload(content, uid, message) for content in dashboards.values()]
+
+
+__all__ = [
+    "DATASOURCE",
+    "DATASOURCE_UID",
+    "GrafanaClient",
+    "GrafanaError",
+    "Json",
+    "Query",
+    "Uploaded",
+    "bars",
+    "dashboard",
+    "district_variable",
+    "expressions",
+    "folder_uid",
+    "layout",
+    "panel",
+    "push",
+    "render",
+    "stat",
+    "table",
+    "time_column",
+    "timeseries",
+]

@@ -1,0 +1,26 @@
+"""`GET /metrics`: the web process's Prometheus metrics (the fleet's state, tickets, the process).
+
+The body comes from the exporter's cached snapshot (`monitor.metrics`), built off the event loop at most
+once every few seconds, gzip-encoded when the scraper accepts it. Not in the OpenAPI schema: it is for
+Prometheus, not for people. Keep it off the public side of a reverse proxy (it names every device).
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request, Response
+
+from monitor.metrics import MetricsExporter
+
+router = APIRouter(tags=["service"])
+
+
+def get_exporter(request: Request) -> MetricsExporter:
+    exporter: MetricsExporter = request.app.state.metrics
+    return exporter
+
+
+@router.get("/metrics", include_in_schema=False)
+async def metrics(request: Request) -> Response:
+    """The current snapshot of the metrics, in Prometheus text format 0.0.4."""
+    answer = await get_exporter(request).respond(request.headers.get("accept-encoding", ""))
+    return Response(answer.body, headers=dict(answer.headers))
