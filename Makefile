@@ -7,7 +7,7 @@ BIN     = $(VENV)/bin
 PORT   ?= 8000
 SEED   ?= 1
 
-.PHONY: demo test lint typecheck install debs lock clean
+.PHONY: demo test bench install debs lock clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,14 @@ test: install debs
 	$(BIN)/ruff check monitor tests
 	$(BIN)/mypy monitor
 	$(BIN)/pytest -n 2 -q
+
+# Benchmarks print the service's figures beside a reference in the same run (see bench/README.md).
+bench: install
+	./scripts/ensure-debs prometheus-blackbox-exporter prometheus-snmp-exporter
+	$(BIN)/python bench/bench_collect.py
+	$(BIN)/python bench/bench_tickets.py
+	$(BIN)/python bench/bench_alerts.py
+	$(BIN)/python bench/bench_metrics.py
 
 lock:
 	uv pip compile pyproject.toml --extra dev --generate-hashes --python-version 3.11 -o requirements.lock

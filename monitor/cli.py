@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import sys
 from enum import StrEnum
 from pathlib import Path
@@ -32,6 +33,9 @@ app.add_typer(db_app, name="db")
 app.add_typer(fleet_app, name="fleet")
 app.add_typer(users_app, name="users")
 app.add_typer(simulate_app, name="simulate")
+
+
+DEMO_ALERTMANAGER_TOKEN = "demo-alertmanager-token"  # demo mode only, printed at start
 
 
 def _fail(message: str, code: int = 1) -> NoReturn:
@@ -83,7 +87,10 @@ def demo(
     from monitor.runtime import DEMO_SCENARIOS, run_demo
 
     _configure_logging()
-    settings = _settings(mode=Mode.DEMO, port=port, cookie_secure=False)
+    overrides: dict[str, object] = {"mode": Mode.DEMO, "port": port, "cookie_secure": False}
+    if not os.environ.get("MONITOR_ALERTMANAGER_TOKEN"):
+        overrides["alertmanager_token"] = DEMO_ALERTMANAGER_TOKEN
+    settings = _settings(**overrides)
     engine = make_engine(settings)
     upgrade(engine)
     with session_scope(engine) as session:
@@ -94,6 +101,10 @@ def demo(
     typer.echo(f"open http://127.0.0.1:{port}/docs (API) — sign in with POST /api/v1/auth/login")
     typer.echo(f"demo users (password {DEMO_PASSWORD!r}): " + ", ".join(f"{p.username} ({p.role.value})" for p in CAST))
     typer.echo("inject a fault: monitor simulate inject --device 06613-CL01 --fault offline")
+    typer.echo(
+        f"Alertmanager webhook: POST http://127.0.0.1:{port}/api/v1/integrations/alertmanager "
+        f"(bearer {settings.alertmanager_token.get_secret_value() if settings.alertmanager_token else '-'})"
+    )
     typer.echo("Ctrl-C stops it.")
     asyncio.run(run_demo(settings, engine, seed=seed, port=port, scenarios=scenario or DEMO_SCENARIOS))
 
