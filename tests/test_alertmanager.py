@@ -207,3 +207,10 @@ def _wait_for(condition, what: str, seconds: float = 30) -> None:
             return
         time.sleep(0.25)
     raise AssertionError(f"timed out waiting for {what}")
+
+
+def test_the_device_kind_label_of_fleet_metrics_does_not_name_the_problem(client: TestClient, province: Engine) -> None:
+    alert = payload("firing", T0, fingerprint="d00d", kind="radio_cluster", problem_kind="offline")
+    assert client.post("/api/v1/integrations/alertmanager", json=alert).json()["opened"] == [
+        "device:06613-CL01:offline"
+    ]

@@ -1,7 +1,7 @@
 """Prometheus Alertmanager's webhook (payload version 4) into problems and tickets.
 
-Alerts map to problems through their labels (`device`, `commune`, `district`, `alertname`), keyed on a
-stable identity, never on the raw group key. An HA pair of Alertmanagers delivers the same notification
+Alerts map to problems through their labels (`device`, `commune`, `district`, and `problem_kind` or else
+`alertname`), keyed on a stable identity, never on the raw group key. An HA pair of Alertmanagers delivers the same notification
 twice and in any order, and Alertmanager retries until it gets a 2xx: the last state seen of each alert
 (by fingerprint, with its `startsAt`) makes duplicates and stale deliveries change nothing, and the
 caller answers only after the transaction committed.
@@ -84,7 +84,9 @@ class _Identity:
 
 
 def _identity(labels: dict[str, str], session: Session) -> _Identity:
-    kind = _KIND.sub("_", labels.get("kind") or labels.get("alertname", "alert").lower()).strip("_")[:64] or "alert"
+    # `kind` on fleet metrics is the device's kind (radio_cluster...): the problem's kind is its own label.
+    raw_kind = labels.get("problem_kind") or labels.get("alertname", "alert")
+    kind = _KIND.sub("_", raw_kind.lower()).strip("_")[:64] or "alert"
     if code := labels.get("device"):
         device = session.exec(select(Device).where(Device.code == code)).first()
         if device is not None:

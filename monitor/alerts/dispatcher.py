@@ -95,7 +95,7 @@ class Dispatcher:
         ticket_policy: TicketPolicy | None = None,
         name: str = "dispatcher",
         notify: bool = True,
-        batch: int = 1000,
+        batch: int = 5000,
     ) -> None:
         self.engine = engine
         self.rules = rules or AlertRules()
