@@ -1,8 +1,9 @@
 """Prometheus Alertmanager's webhook (payload version 4) into problems and tickets.
 
-Alerts map to problems through their labels (`device`, `commune`, `district`, and `problem_kind` or else
-`alertname`), keyed on a stable identity, never on the raw group key. An HA pair of Alertmanagers delivers the same notification
-twice and in any order, and Alertmanager retries until it gets a 2xx: the last state seen of each alert
+Alerts map to problems through their labels (`device`, `commune`, `district`, and `problem_kind`
+or else `alertname`), keyed on a stable identity, never on the raw group key. An HA pair of
+Alertmanagers delivers the same notification twice and in any order, and Alertmanager retries until it
+gets a 2xx: the last state seen of each alert
 (by fingerprint, with its `startsAt`) makes duplicates and stale deliveries change nothing, and the
 caller answers only after the transaction committed.
 """
