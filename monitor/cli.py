@@ -50,6 +50,16 @@ def _settings(**overrides: object) -> Settings:
         _fail(str(exc), 2)
 
 
+def _production_settings() -> Settings:
+    """Settings for a long-running process: placeholder secrets are refused, naming each."""
+    settings = _settings()
+    try:
+        settings.require_real_secrets()
+    except MonitorError as exc:
+        _fail(str(exc), 2)
+    return settings
+
+
 def _migrated_engine(settings: Settings) -> Engine:
     engine = make_engine(settings)
     try:
@@ -119,11 +129,7 @@ def serve(
     from monitor.runtime import run_web
 
     _configure_logging()
-    settings = _settings()
-    try:
-        settings.require_real_secrets()
-    except MonitorError as exc:
-        _fail(str(exc), 2)
+    settings = _production_settings()
     engine = _migrated_engine(settings)
     asyncio.run(run_web(settings, engine, host or settings.host, port or settings.port, with_dispatcher=dispatcher))
 
@@ -134,11 +140,7 @@ def dispatch() -> None:
     from monitor.runtime import run_dispatcher
 
     _configure_logging()
-    settings = _settings()
-    try:
-        settings.require_real_secrets()
-    except MonitorError as exc:
-        _fail(str(exc), 2)
+    settings = _production_settings()
     asyncio.run(run_dispatcher(settings, _migrated_engine(settings)))
 
 

@@ -7,11 +7,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
 
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
+from monitor import db
 from monitor.errors import NotFound
 from monitor.priority import Priority
 from monitor.tickets.choices import OPEN_STATUS_SQL, EventKind, TicketSource, TicketStatus
@@ -26,19 +26,9 @@ RESOLVED = sa.text("tickets.status = 'resolved'")  # as in the partial index ix_
 
 
 def begin_write(session: Session) -> None:
-    """Make the session's transaction a writer from here on, so that what it reads stays true until commit.
-
-    On PostgreSQL rows are locked as they are read (`FOR UPDATE`), so this does nothing. On SQLite it
-    starts the transaction with `BEGIN IMMEDIATE` (waiting for the busy timeout if another writer is at
-    work): the pysqlite driver would otherwise read outside any transaction and start one only at the
-    first write, leaving room for a stale read and making savepoints commit early.
-    """
-    connection = session.connection()
-    if connection.dialect.name != "sqlite":
-        return
-    driver_connection: Any = connection.connection.driver_connection
-    if not driver_connection.in_transaction:
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+    """Make the session's transaction a writer from here on (see `monitor.db.begin_write`); on SQLite this
+    also keeps savepoints from committing early, since the driver starts no transaction before a write."""
+    db.begin_write(session.connection())
 
 
 def record_event(
