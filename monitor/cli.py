@@ -14,6 +14,7 @@ import typer
 from sqlalchemy.engine import Engine
 
 from monitor.config import Mode, Settings, load_settings
+from monitor.dashboards_cli import dashboards_app
 from monitor.db import current_revision, ensure_migrated, head_revision, make_engine, session_scope, upgrade
 from monitor.errors import FleetFileError, InvalidInput, MonitorError
 from monitor.inventory.choices import UnitStructure
@@ -33,6 +34,7 @@ app.add_typer(db_app, name="db")
 app.add_typer(fleet_app, name="fleet")
 app.add_typer(users_app, name="users")
 app.add_typer(simulate_app, name="simulate")
+app.add_typer(dashboards_app, name="dashboards")
 
 
 DEMO_ALERTMANAGER_TOKEN = "demo-alertmanager-token"  # demo mode only, printed at start
@@ -147,6 +149,10 @@ def dispatch() -> None:
 @app.command()
 def collect(
     shard: Annotated[str, typer.Option(help="I/N: poll the devices whose id modulo N is I (0-based)")] = "0/1",
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(help="port of this collector's /metrics (default 9180 + I, on MONITOR_HOST)", min=1, max=65535),
+    ] = None,
 ) -> None:
     """Run a collector: poll its shard of the fleet, hear pushed heartbeats (shard 0), judge health."""
     from monitor.runtime import run_collector
@@ -160,7 +166,7 @@ def collect(
     except ValueError:
         _fail(f"--shard {shard!r}: give I/N with 0 <= I < N, e.g. 0/2")
     engine = _migrated_engine(settings)
-    asyncio.run(run_collector(settings, engine, (index, count)))
+    asyncio.run(run_collector(settings, engine, (index, count), metrics_port))
 
 
 @db_app.command("upgrade")

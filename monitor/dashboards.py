@@ -501,6 +501,25 @@ def collectors() -> Json:
                 [Query('process_resident_memory_bytes{job=~"fleet-.*"}', "{{job}} {{instance}}")],
                 unit="bytes",
             ),
+            timeseries(
+                "Thông báo đã gửi và lỗi — Notifications sent and failed",
+                [
+                    Query(
+                        f"sum by (channel, outcome) (rate(fleet_notification_deliveries_total{rate}))",
+                        "{{channel}} {{outcome}}",
+                    )
+                ],
+                unit="ops",
+            ),
+            timeseries(
+                "Thông báo chờ gửi và lỗi — Notifications pending and failed",
+                [
+                    Query(
+                        'sum by (channel, status) (fleet_notification_deliveries{status!="sent"})',
+                        "{{channel}} {{status}}",
+                    )
+                ],
+            ),
         ],
         time_from="now-6h",
         refresh="30s",

@@ -39,12 +39,18 @@ class Query:
     instant: bool = False
 
     def target(self, ref: str) -> Json:
-        target: Json = {"datasource": DATASOURCE, "expr": self.expr, "refId": ref, "legendFormat": self.legend}
+        target: Json = {
+            "datasource": DATASOURCE,
+            "editorMode": "code",
+            "expr": self.expr,
+            "refId": ref,
+            "legendFormat": self.legend,
+        }
         if self.table:
-            target |= {"format": "table", "instant": True, "range": False}
-        elif self.instant:
-            target |= {"instant": True, "range": False}
-        return target
+            return target | {"format": "table", "instant": True, "range": False}
+        if self.instant:
+            return target | {"instant": True, "range": False}
+        return target | {"instant": False, "range": True}
 
 
 def _thresholds(steps: Sequence[tuple[str, float | None]]) -> Json:
@@ -166,7 +172,8 @@ def district_variable(*, multi: bool) -> Json:
         "label": "Huyện — District",
         "type": "query",
         "datasource": DATASOURCE,
-        "query": {"query": "query_result(fleet_district_info)", "refId": "districts"},
+        # qryType 3: Grafana's "query result" variable query for Prometheus.
+        "query": {"qryType": 3, "query": "query_result(fleet_district_info)", "refId": "districts"},
         "definition": "query_result(fleet_district_info)",
         "regex": '/district="(?<value>[^"]+)".*district_name="(?<text>[^"]+)"/',
         "refresh": 1,

@@ -11,11 +11,12 @@ Who exports what (so that Prometheus never counts a device twice):
 
 Fleet scale (100,000 devices × 3 series, ~36 MB of text): prometheus-client's labelled gauges render
 in ~5 s, too slow to scrape. Here each device's label set is rendered once (`metrics_fleet`), each
-scrape only joins values to it, and the whole exposition is built **off the event loop** (a thread that
-lets go of the GIL between chunks of rows), **at most once every `max_age_s`**, then kept as bytes and
-as a gzip copy (level 5) for the clients that accept it. Concurrent scrapes share one build; when
-scrapes come at a steady interval, the build starts just before the next one is due. The API and the
-pollers never wait for a build.
+scrape only joins values to it, and the exposition is built **off the event loop, at most once every
+`max_age_s`**: in a thread, except the web process's database families, which a child process renders
+and compresses (`monitor.metrics_worker`: its own GIL, so the API's slowest requests do not wait for it).
+It is kept gzip-compressed (level 5; the plain text is made from it for the rare client that wants it).
+Concurrent scrapes share one build; when scrapes come at a steady interval, the build starts just
+before the next one is due. The API and the pollers never wait for a build.
 
 Text format 0.0.4: every family has HELP and TYPE, counters end in `_total`, units are base units in
 the name, no series appears twice; `promtool check metrics` passes (tests/test_metrics.py).
@@ -32,6 +33,7 @@ import time
 import zlib
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Protocol
 
@@ -50,6 +52,7 @@ CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 # Measured at 100,000 devices (38 MB): level 5 takes 0.23 s for 3.7 MB, level 9 (prometheus-client's) 1.1 s for 3.1 MB.
 GZIP_LEVEL = 5
 DEFAULT_MAX_AGE_S = 5.0
+PARALLEL_MIN_BYTES = 1 << 20  # below this, compressing in pieces costs more than it saves
 POLL_PROTOCOLS = ("http", "snmp", "mqtt", "heartbeat")
 
 
@@ -157,6 +160,18 @@ COLLECTOR_MQTT = _gauge("fleet_collector_mqtt_connected", "1 while the collector
 COLLECTOR_APPLIED = _counter("fleet_collector_observations_applied_total", "Observations saved to device health.")
 COLLECTOR_TRANSITIONS = _counter("fleet_collector_state_transitions_total", "State transitions health decided.")
 COLLECTOR_INFO = _gauge("fleet_collector_info", "Always 1: the collector's shard (index and count).")
+# Notifications (the web process's notification worker, and the deliveries table for every process).
+NOTIFICATION_MESSAGES = _counter(
+    "fleet_notification_messages_total",
+    "Notification messages this process tried, by channel kind and outcome (sent, failed, rate_limited).",
+)
+NOTIFICATION_DELIVERIES = _counter(
+    "fleet_notification_deliveries_total",
+    "Notification deliveries (one recipient each) this process handled, by channel kind and outcome.",
+)
+NOTIFICATION_BACKLOG = _gauge(
+    "fleet_notification_deliveries", "Notification deliveries in the database by channel kind and status."
+)
 # The exporter itself.
 EXPORTER_BUILD = _gauge("fleet_exporter_build_seconds", "Time the previous snapshot of these metrics took to build.")
 EXPORTER_BYTES = _gauge("fleet_exporter_exposition_bytes", "Size of the previous snapshot, by encoding.")
@@ -207,6 +222,15 @@ class Block:
     series: int
     reused: bool = False
     deflated: bytes | None = None
+    #: Set on a block compressed elsewhere (the database worker): the CRC-32 and size of its text, which is
+    #: not here. Such a block comes first in an exposition, so that the CRC of what follows continues it.
+    crc: int | None = None
+    length: int = 0
+
+    @classmethod
+    def compressed(cls, deflated: bytes, crc: int, length: int, series: int) -> Block:
+        """A block whose text was compressed elsewhere (see `deflate_blocks`)."""
+        return cls(b"", series, deflated=deflated, crc=crc, length=length)
 
 
 def family_block(family: Family, samples: Iterable[tuple[str, float]]) -> Block:
@@ -249,9 +273,18 @@ def cumulative(bounds: Sequence[float], counts: Sequence[int]) -> list[tuple[flo
 
 # --- sources and the snapshot ------------------------------------------------------------------
 
+
+@dataclass(frozen=True, slots=True)
+class Rendered:
+    """What a source that stands for several (the database worker) rendered: its blocks and each one's health."""
+
+    blocks: Sequence[Block]
+    up: Mapping[str, bool]
+
+
 #: Renders some families; called in the build thread, so it must only read what `capture` froze
 #: or what it fetches itself (the database).
-Renderer = Callable[[], Sequence[Block]]
+Renderer = Callable[[], Sequence[Block] | Rendered]
 
 
 class MetricsSource(Protocol):
@@ -264,16 +297,24 @@ class MetricsSource(Protocol):
         ...
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Exposition:
-    """One built snapshot of a process's metrics: the text, its gzip copy and how it went."""
+    """One built snapshot of a process's metrics: gzip-compressed (what Prometheus asks for), the plain text
+    made from it on demand, and how the build went."""
 
-    body: bytes
     gzipped: bytes
+    length: int
     series: int
     build_seconds: float
     built_at_monotonic: float
     sources_up: Mapping[str, bool] = field(default_factory=dict)
+    _text: bytes | None = None
+
+    def text(self) -> bytes:
+        """The plain text (decompressed once, then kept; zlib lets go of the GIL meanwhile)."""
+        if self._text is None:
+            self._text = zlib.decompress(self.gzipped, wbits=31)
+        return self._text
 
 
 @dataclass(frozen=True, slots=True)
@@ -336,6 +377,15 @@ class MetricsExporter:
         """Add a source (e.g. the demo's in-process collector); it appears from the next build on."""
         self.sources.append(source)
 
+    def close(self) -> None:
+        """Stop what the sources started (the database worker); it would also end with this process."""
+        if self._prefetch is not None:
+            self._prefetch.cancel()
+        for source in self.sources:
+            stop = getattr(source, "stop", None)
+            if callable(stop):
+                stop()
+
     async def exposition(self) -> Exposition:
         """The current snapshot: the cached one while fresh, else the one being built (starting it if needed)."""
         now = time.monotonic()
@@ -386,7 +436,7 @@ class MetricsExporter:
         if accepts_gzip(accept_encoding):
             headers["Content-Encoding"] = "gzip"
             return ScrapeResponse(snapshot.gzipped, headers)
-        return ScrapeResponse(snapshot.body, headers)
+        return ScrapeResponse(await asyncio.to_thread(snapshot.text), headers)
 
     def build(self, renderers: Sequence[tuple[str, Renderer]], previous: Exposition | None = None) -> Exposition:
         """Render every source, then the process and exporter families, and compress (runs in a thread)."""
@@ -395,17 +445,23 @@ class MetricsExporter:
         sources_up: dict[str, bool] = {}
         for name, render in renderers:
             try:
-                blocks.extend(render())
-                sources_up[name] = True
+                result = render()
             except sa.exc.SQLAlchemyError:
                 log.exception("metrics source %r failed; its families are left out of this scrape", name)
                 sources_up[name] = False
+                continue
+            if isinstance(result, Rendered):
+                blocks.extend(result.blocks)
+                sources_up.update(result.up)
+            else:
+                blocks.extend(result)
+                sources_up[name] = True
         blocks.append(self_block(previous, sources_up))
         blocks.append(Block(generate_latest(self._process), 0))
-        body = b"".join(block.text for block in blocks)
+        gzipped, length = gzip_member(blocks, self.gzip_level)
         return Exposition(
-            body=body,
-            gzipped=gzip_blocks(blocks, body, self.gzip_level),
+            gzipped=gzipped,
+            length=length,
             series=sum(block.series for block in blocks),
             build_seconds=time.perf_counter() - started,
             built_at_monotonic=time.monotonic(),
@@ -422,30 +478,79 @@ def _deflate(data: bytes, level: int) -> bytes:
     return compressor.compress(data) + compressor.flush(zlib.Z_SYNC_FLUSH)
 
 
-def gzip_blocks(blocks: Sequence[Block], body: bytes, level: int = GZIP_LEVEL) -> bytes:
-    """One gzip member of `body` (the blocks' texts joined), reusing the compressed form of reused blocks.
+@dataclass(frozen=True, slots=True)
+class Segment:
+    """Raw deflate data that concatenates with others, the CRC-32 of its text (continued from the CRC
+    given to `deflate_blocks`) and the text's size."""
 
-    Deflate segments that each end with a sync flush concatenate into one valid stream (as pigz does);
-    a final empty block, the CRC-32 and the length of the whole text close it. zlib releases the GIL
-    while it compresses, so the event loop keeps running.
+    deflated: bytes
+    crc: int
+    length: int
+
+
+def deflate_blocks(
+    blocks: Sequence[Block],
+    level: int = GZIP_LEVEL,
+    crc: int = 0,
+    pool: ThreadPoolExecutor | None = None,
+    pieces_per_segment: int = 2,
+) -> Segment:
+    """Compress text blocks as one segment, reusing the compressed form of reused blocks.
+
+    Deflate segments that each end with a sync flush concatenate into one valid stream (as pigz does), so
+    with a `pool` the text is cut in `pieces_per_segment` pieces compressed side by side. zlib lets go of
+    the GIL while it compresses and checksums, so the event loop keeps running.
     """
-    segments: list[bytes] = []
+    pieces: list[bytes | Future[bytes]] = []
     pending: list[bytes] = []
+    length = 0
+
+    def flush() -> None:
+        data = b"".join(pending)
+        pending.clear()
+        if pool is None or len(data) < PARALLEL_MIN_BYTES:
+            pieces.append(_deflate(data, level))
+            return
+        step = -(-len(data) // pieces_per_segment)
+        pieces.extend(pool.submit(_deflate, data[i : i + step], level) for i in range(0, len(data), step))
+
     for block in blocks:
+        if block.crc is not None:
+            raise ValueError("a block compressed elsewhere can only start an exposition")
+        crc = zlib.crc32(block.text, crc)
+        length += len(block.text)
         if not block.reused:
             pending.append(block.text)
             continue
         if pending:
-            segments.append(_deflate(b"".join(pending), level))
-            pending = []
+            flush()
         if block.deflated is None:
             block.deflated = _deflate(block.text, level)
-        segments.append(block.deflated)
+        pieces.append(block.deflated)
     if pending:
-        segments.append(_deflate(b"".join(pending), level))
+        flush()
+    return Segment(b"".join(p if isinstance(p, bytes) else p.result() for p in pieces), crc, length)
+
+
+def gzip_member(blocks: Sequence[Block], level: int = GZIP_LEVEL) -> tuple[bytes, int]:
+    """One gzip member of the blocks' texts, in order (a block compressed elsewhere first), and its size.
+
+    A final empty deflate block, the CRC-32 and the size of the whole text close the member.
+    """
+    head: list[Block] = []
+    rest = list(blocks)
+    crc = length = 0
+    while rest and rest[0].crc is not None:
+        if head:
+            raise ValueError("only one block compressed elsewhere can start an exposition")
+        head.append(rest.pop(0))
+        crc, length = head[0].crc or 0, head[0].length
+    segment = deflate_blocks(rest, level, crc)
     final = zlib.compressobj(level, zlib.DEFLATED, -zlib.MAX_WBITS).flush(zlib.Z_FINISH)  # an empty last block
-    trailer = struct.pack("<II", zlib.crc32(body) & 0xFFFFFFFF, len(body) & 0xFFFFFFFF)
-    return b"".join([_GZIP_HEADER, *segments, final, trailer])
+    total = length + segment.length
+    trailer = struct.pack("<II", segment.crc & 0xFFFFFFFF, total & 0xFFFFFFFF)
+    deflated = [block.deflated or b"" for block in head]
+    return b"".join([_GZIP_HEADER, *deflated, segment.deflated, final, trailer]), total
 
 
 def process_registry() -> CollectorRegistry:
@@ -466,7 +571,7 @@ def self_block(previous: Exposition | None, sources_up: Mapping[str, bool]) -> B
             family_block(
                 EXPORTER_BYTES,
                 [
-                    (labels([("encoding", "identity")]), len(previous.body)),
+                    (labels([("encoding", "identity")]), previous.length),
                     (labels([("encoding", "gzip")]), len(previous.gzipped)),
                 ],
             ),
@@ -574,13 +679,17 @@ __all__ = [
     "Family",
     "MetricsExporter",
     "MetricsSource",
+    "Rendered",
     "Renderer",
     "ScrapeResponse",
+    "Segment",
     "accepts_gzip",
     "collector_exporter",
     "cumulative",
+    "deflate_blocks",
     "escape",
     "family_block",
+    "gzip_member",
     "histogram_block",
     "labels",
     "process_registry",

@@ -285,5 +285,9 @@ def test_only_plain_http_to_an_ipv4_address_takes_the_fast_path(url: str, fast: 
     routed = run(route())
     assert (routed is not None) == fast
     if url == "http://10.0.0.1/status?x=1":
-        assert routed == ("10.0.0.1", 80, b"GET /status?x=1 HTTP/1.1\r\nHost: 10.0.0.1\r\n"
-                          b"User-Agent: ua\r\nAccept: application/json\r\nConnection: close\r\n\r\n")
+        assert routed == (
+            "10.0.0.1",
+            80,
+            b"GET /status?x=1 HTTP/1.1\r\nHost: 10.0.0.1\r\n"
+            b"User-Agent: ua\r\nAccept: application/json\r\nConnection: close\r\n\r\n",
+        )

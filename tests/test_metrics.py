@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+import os
 import shutil
+import signal
 import subprocess
 import time
 import zlib
@@ -33,13 +35,16 @@ from monitor.metrics import (
     Block,
     CollectorStats,
     MetricsExporter,
+    Rendered,
     Renderer,
     accepts_gzip,
     collector_blocks,
-    gzip_blocks,
+    deflate_blocks,
+    gzip_member,
 )
 from monitor.metrics_fleet import FleetStateSource, web_exporter
 from monitor.metrics_tickets import TicketMetricsSource
+from monitor.metrics_worker import DatabaseWorker
 from monitor.tickets.models import Ticket
 
 Series = dict[tuple[str, frozenset[tuple[str, str]]], float]
@@ -78,7 +83,7 @@ def of(series: Series, name: str, **labels: str) -> dict[frozenset[tuple[str, st
 
 def build(exporter: MetricsExporter) -> bytes:
     exporter.max_age_s = 0.0
-    return asyncio.run(exporter.exposition()).body
+    return asyncio.run(exporter.exposition()).text()
 
 
 def observe(engine: Engine, plan: dict[int, tuple[bool, frozenset[str]]], times: int, at: datetime = NOW) -> None:
@@ -123,7 +128,9 @@ def judged_demo(demo_engine: Engine) -> dict[str, Any]:
             .where(sa.column("device_id") == ids[maintenance])
             .values(state="maintenance")
         )
-    exporter = web_exporter(demo_engine)
+    from monitor.alerts.notify.worker import DeliveryStats
+
+    exporter = web_exporter(demo_engine, delivery_stats=DeliveryStats())  # all that the web process exports
     build(exporter)
     text = build(exporter)  # the second build also describes the first (fleet_exporter_*)
     return {
@@ -257,6 +264,39 @@ def test_labels_are_rendered_once_until_the_inventory_changes(small_fleet: Engin
     assert f'fleet_device_up{{device="{code}",kind="{moved.kind}",commune="06616"' in text
 
 
+def test_the_database_families_come_from_a_worker_process_that_recovers(small_fleet: Engine) -> None:
+    exporter = web_exporter(small_fleet)
+    (worker,) = exporter.sources
+    assert isinstance(worker, DatabaseWorker), "rendered out of the web process, with its own GIL"
+    try:
+        assert b"fleet_device_up{" in build(exporter)
+        assert worker._process is not None
+        first_pid = worker._process.pid
+        os.kill(first_pid, signal.SIGKILL)  # the worker dies between two scrapes
+        worker._process.wait()
+        assert b"fleet_device_up{" in build(exporter)
+        assert worker._process is not None and worker._process.pid != first_pid, "started again"
+        worker.timeout_s = 1e-6  # a worker that does not answer in time
+        series = parse(build(exporter))
+        assert of(series, "fleet_exporter_source_up", source="fleet") == {frozenset({("source", "fleet")}): 0}
+        assert not of(series, "fleet_device_up") and of(series, "process_cpu_seconds_total")
+        assert worker._process is None, "the late worker is stopped"
+        worker.timeout_s = 60
+        assert b"fleet_device_up{" in build(exporter)
+    finally:
+        worker.stop()
+
+
+def test_a_database_that_is_away_is_reported_by_the_worker() -> None:
+    worker = DatabaseWorker("postgresql+psycopg://nobody@127.0.0.1:9/nothing")
+    try:
+        series = parse(build(MetricsExporter([worker])))
+    finally:
+        worker.stop()
+    up = {dict(k)["source"]: v for k, v in of(series, "fleet_exporter_source_up").items()}
+    assert up == {"fleet": 0, "tickets": 0}
+
+
 # --- tickets -------------------------------------------------------------------------------------
 
 
@@ -363,7 +403,7 @@ def test_steady_scrapes_find_a_snapshot_built_just_before_they_came() -> None:
         def capture(self) -> Renderer:
             render = super().capture()
 
-            def slow() -> Sequence[Block]:
+            def slow() -> Sequence[Block] | Rendered:
                 time.sleep(0.2)
                 return render()
 
@@ -401,13 +441,35 @@ def test_a_failing_source_is_left_out_and_reported_while_the_rest_still_serves()
 def test_the_gzip_copy_is_one_member_that_any_client_decodes() -> None:
     blocks = [Block(b"a" * 1000, 0), Block(b"reused " * 500, 0, reused=True), Block(b"tail\n", 0)]
     body = b"".join(b.text for b in blocks)
-    first = gzip_blocks(blocks, body)
-    assert gzip.decompress(first) == body
+    first, length = gzip_member(blocks)
+    assert length == len(body) and gzip.decompress(first) == body
     single = zlib.decompressobj(wbits=31)
     assert single.decompress(first) == body and single.eof and not single.unused_data, "one gzip member"
     cached = blocks[1].deflated
-    assert cached is not None and gzip.decompress(gzip_blocks(blocks, body)) == body
+    assert cached is not None and gzip.decompress(gzip_member(blocks)[0]) == body
     assert blocks[1].deflated is cached
+
+
+def test_text_compressed_in_pieces_side_by_side_is_the_same_text() -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    blocks = [Block(bytes(range(256)) * 20_000, 2), Block(b"reused\n" * 1000, 1, reused=True), Block(b"x" * 3, 0)]
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        segment = deflate_blocks(blocks, pool=pool, pieces_per_segment=3)
+    spliced, length = gzip_member([Block.compressed(segment.deflated, segment.crc, segment.length, 3)])
+    assert gzip.decompress(spliced) == b"".join(b.text for b in blocks) and length == segment.length
+
+
+def test_a_block_compressed_elsewhere_is_spliced_in_front_unchanged() -> None:
+    elsewhere = [Block(b"# worker text\n" * 300, 3), Block(b"more\n", 1, reused=True)]
+    segment = deflate_blocks(elsewhere)
+    spliced = Block.compressed(segment.deflated, segment.crc, segment.length, 4)
+    local = [Block(b"local text\n", 1)]
+    gzipped, length = gzip_member([spliced, *local])
+    text = b"".join(b.text for b in elsewhere + local)
+    assert gzip.decompress(gzipped) == text and length == len(text)
+    with pytest.raises(ValueError, match="start an exposition"):
+        gzip_member([*local, spliced])
 
 
 @pytest.mark.parametrize(
@@ -425,14 +487,33 @@ def test_the_web_app_serves_metrics_gzip_encoded_when_asked(sqlite_settings: Set
     from monitor.web.app import create_app
 
     engine = make_engine(sqlite_settings)
-    with TestClient(create_app(sqlite_settings, engine)) as client:
+    app = create_app(sqlite_settings, engine)
+    with TestClient(app) as client:
         plain = client.get("/metrics", headers={"Accept-Encoding": "identity"})
         packed = client.get("/metrics", headers={"Accept-Encoding": "gzip"})
+    app.state.metrics.close()
     assert plain.status_code == 200 and plain.headers["content-type"] == "text/plain; version=0.0.4; charset=utf-8"
     assert "content-encoding" not in plain.headers
     assert packed.headers["content-encoding"] == "gzip" and packed.content == plain.content  # httpx decoded it
     assert b"# TYPE fleet_devices gauge" in plain.content
     engine.dispose()
+
+
+def test_notification_families_count_every_channel_from_zero(small_fleet: Engine) -> None:
+    from monitor.alerts.notify.worker import DeliveryStats
+    from monitor.metrics_notifications import NotificationSource
+
+    stats = DeliveryStats()
+    stats.record("telegram", "failed", messages=1, deliveries=3)
+    text = build(MetricsExporter([NotificationSource(stats, small_fleet)]))
+    promtool_check(text)
+    series = parse(text)
+    failed = {
+        dict(k)["channel"]: v for k, v in of(series, "fleet_notification_deliveries_total", outcome="failed").items()
+    }
+    assert failed == {"email": 0, "telegram": 3, "webhook": 0}
+    assert of(series, "fleet_notification_messages_total", channel="telegram", outcome="failed")
+    assert sum(of(series, "fleet_notification_deliveries").values()) == 0, "no delivery in the table yet"
 
 
 # --- a collector's own metrics -------------------------------------------------------------------

@@ -48,7 +48,7 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
     app.state.health_store = HealthStore(engine, policy_from_settings(settings))
     app.state.heartbeat_last_seen = {}
     app.state.delivery_stats = DeliveryStats()  # the notification worker of this process counts here
-    app.state.metrics = web_exporter(engine)
+    app.state.metrics = web_exporter(engine, delivery_stats=app.state.delivery_stats)
     install_problem_handlers(app)
     app.include_router(auth.router)
     app.include_router(inventory.router)
