@@ -386,6 +386,11 @@ class MetricsExporter:
             if callable(stop):
                 stop()
 
+    def warm(self) -> None:
+        """Start a first build now (in the background), so that the first scrape finds the labels rendered."""
+        if self._snapshot is None:
+            self._start_build()
+
     async def exposition(self) -> Exposition:
         """The current snapshot: the cached one while fresh, else the one being built (starting it if needed)."""
         now = time.monotonic()

@@ -142,7 +142,30 @@ class _Server(uvicorn.Server):
 def _server(app: FastAPI, host: str, port: int, *metrics: MetricsSource) -> uvicorn.Server:
     for source in metrics:  # the demo's one /metrics also shows its in-process collector's work
         app.state.metrics.add_source(source)
-    return _Server(uvicorn.Config(app, host=host, port=port, log_level="info", lifespan="on"))
+    app.state.warm_metrics = True
+    config = uvicorn.Config(app, host=host, port=port, log_level="info", lifespan="on")  # configures logging
+    access = logging.getLogger("uvicorn.access")
+    if not any(isinstance(existing, QuietMachineTraffic) for existing in access.filters):
+        access.addFilter(QuietMachineTraffic())
+    return _Server(config)
+
+
+class QuietMachineTraffic(logging.Filter):
+    """Keep devices' accepted heartbeats and Prometheus' scrapes out of the access log.
+
+    Thousands of devices push every minute: their successful requests would bury the people's ones.
+    Refused heartbeats and failed scrapes (status 400 and above) are still logged.
+    """
+
+    QUIET_PREFIXES = ("/api/v1/heartbeats/", "/metrics")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        if not isinstance(args, tuple) or len(args) != 5:
+            return True
+        _client, _method, path, _version, status = args
+        quiet = isinstance(path, str) and path.startswith(self.QUIET_PREFIXES)
+        return not (quiet and isinstance(status, int) and status < 400)
 
 
 async def _until_signalled() -> None:

@@ -429,6 +429,21 @@ def test_steady_scrapes_find_a_snapshot_built_just_before_they_came() -> None:
     assert source.builds == 5, "and there is still one build per scrape"
 
 
+def test_a_warmed_exporter_answers_its_first_scrape_from_the_snapshot_built_at_start() -> None:
+    source = CountingSource()
+    exporter = MetricsExporter([source], max_age_s=60.0)
+
+    async def start_then_scrape() -> None:
+        exporter.warm()
+        exporter.warm()  # a second call while the first build runs starts nothing
+        await asyncio.sleep(0.2)
+        assert source.builds == 1, "the build ran before anyone scraped"
+        await exporter.exposition()
+
+    asyncio.run(start_then_scrape())
+    assert source.builds == 1, "the first scrape was served from it"
+
+
 def test_a_failing_source_is_left_out_and_reported_while_the_rest_still_serves() -> None:
     source = CountingSource()
     source.fail = True

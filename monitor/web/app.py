@@ -30,9 +30,14 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
     engine = engine or make_engine(settings)
 
     @asynccontextmanager
-    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         ensure_migrated(engine)
-        yield
+        if app.state.warm_metrics:  # a served process: the first scrape should not wait for the labels
+            app.state.metrics.warm()
+        try:
+            yield
+        finally:
+            app.state.metrics.close()  # ends the metrics worker (it would also end with this process)
 
     app = FastAPI(
         title="Giám sát hệ thống thông tin cơ sở — Fleet monitor",
@@ -49,6 +54,7 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
     app.state.heartbeat_last_seen = {}
     app.state.delivery_stats = DeliveryStats()  # the notification worker of this process counts here
     app.state.metrics = web_exporter(engine, delivery_stats=app.state.delivery_stats)
+    app.state.warm_metrics = False  # set by monitor.runtime for the processes it serves
     install_problem_handlers(app)
     app.include_router(auth.router)
     app.include_router(inventory.router)
