@@ -17,12 +17,18 @@ from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
+from monitor.alerts.alertmanager import parse_payload, receive
+from monitor.alerts.dispatcher import Dispatcher
+from monitor.alerts.models import AlertProblem
+from monitor.alerts.rules import AlertRules, load_rules
 from monitor.config import Settings, load_settings
 from monitor.db import session_scope
+from monitor.errors import ConfigError
 from monitor.inventory.demo import generate_demo_rows
 from monitor.inventory.models import Commune
 from monitor.inventory.service import apply_fleet_rows
-from monitor.tickets.models import Ticket
+from monitor.tickets.models import Ticket, TicketEvent
+from monitor.tickets.policy import TicketPolicy
 from monitor.web.app import create_app
 from tests.conftest import TEST_SECRET
 from tests.peers import free_port
@@ -214,3 +220,71 @@ def test_the_device_kind_label_of_fleet_metrics_does_not_name_the_problem(client
     assert client.post("/api/v1/integrations/alertmanager", json=alert).json()["opened"] == [
         "device:06613-CL01:offline"
     ]
+
+
+# --- alerts Alertmanager stops repeating (silenced, resolved lost, replaced) -------------------------
+
+
+def _deliver(engine: Engine, body: dict, now: datetime) -> None:
+    with Session(engine) as session:
+        receive(parse_payload(body), session=session, now=now, rules=AlertRules(), ticket_policy=TicketPolicy())
+        session.commit()
+
+
+def _events(engine: Engine) -> list[str]:
+    with Session(engine) as session:
+        return [e.note or "" for e in session.exec(select(TicketEvent).order_by(col(TicketEvent.id)))]
+
+
+def test_a_firing_alert_alertmanager_stops_repeating_is_resolved_as_stale_and_reopens_if_sent_again(
+    am_settings: Settings, province: Engine
+) -> None:
+    rules = AlertRules(alertmanager_stale_after=timedelta(hours=13))
+    dispatcher = Dispatcher(province, rules=rules)
+    _deliver(province, payload("firing", T0), T0)
+    for hours in (4, 8, 12, 16):  # repeat_interval 4 h: each repeat keeps it alive
+        _deliver(province, payload("firing", T0), T0 + timedelta(hours=hours))
+        dispatcher.reconcile_tickets(T0 + timedelta(hours=hours, minutes=30))
+    assert [status for _, status, _ in tickets(province)] == ["new"], "repeated alerts do not expire"
+
+    # then it is silenced: Alertmanager sends nothing more, not even "resolved"
+    dispatcher.reconcile_tickets(T0 + timedelta(hours=16 + 12))
+    assert [status for _, status, _ in tickets(province)] == ["new"], "not before 13 h without a repeat"
+    dispatcher.reconcile_tickets(T0 + timedelta(hours=16 + 13, minutes=1))
+    assert [status for _, status, _ in tickets(province)] == ["resolved"]
+    assert any("has not repeated this alert for 13 h" in note for note in _events(province))
+    with Session(province) as session:
+        problem = session.exec(select(AlertProblem)).one()
+        assert problem.status == "resolved"
+
+    # the silence ends and the same episode is still firing: the problem and its ticket come back
+    _deliver(province, payload("firing", T0), T0 + timedelta(hours=30))
+    assert [status for _, status, _ in tickets(province)] == ["reopened"]
+    # and a resolved for it resolves as usual
+    _deliver(province, payload("resolved", T0, T0 + timedelta(hours=31)), T0 + timedelta(hours=31))
+    assert [status for _, status, _ in tickets(province)] == ["resolved"]
+
+
+def test_a_ticket_left_open_by_a_resolved_alertmanager_problem_is_resolved_by_reconciliation(
+    am_settings: Settings, province: Engine
+) -> None:
+    _deliver(province, payload("firing", T0), T0)
+    with Session(province) as session:  # the problem resolved, but its ticket's resolution was lost
+        problem = session.exec(select(AlertProblem)).one()
+        problem.status = "resolved"
+        session.add(problem)
+        session.commit()
+    Dispatcher(province, rules=AlertRules(alertmanager_stale_after=None)).reconcile_tickets(T0 + timedelta(minutes=10))
+    assert [(status, source) for _, status, source in tickets(province)] == [("resolved", "alertmanager")]
+
+
+def test_the_expiry_is_a_rule_of_the_deployment(tmp_path: Path) -> None:
+    path = tmp_path / "rules.yml"
+    assert load_rules(None).alertmanager_stale_after == timedelta(hours=13)
+    path.write_text("alertmanager_stale_after_s: 0\n")
+    assert load_rules(path).alertmanager_stale_after is None, "0: never expire"
+    path.write_text("alertmanager_stale_after_s: 50400\n")
+    assert load_rules(path).alertmanager_stale_after == timedelta(hours=14)
+    path.write_text("alertmanager_stale_after_s: -1\n")
+    with pytest.raises(ConfigError, match="alertmanager_stale_after_s"):
+        load_rules(path)

@@ -6,14 +6,19 @@ Alertmanagers delivers the same notification twice and in any order, and Alertma
 gets a 2xx: the last state seen of each alert
 (by fingerprint, with its `startsAt`) makes duplicates and stale deliveries change nothing, and the
 caller answers only after the transaction committed.
+
+Alertmanager repeats a firing alert every `repeat_interval` but says nothing more of a silenced alert, and
+nothing at all once it is replaced or loses its state. A firing alert that is not repeated within the rules'
+`alertmanager_stale_after` is therefore expired by the dispatcher's reconciliation (`expire_stale`): its
+problem and ticket resolve with a note saying why, and reopen if Alertmanager sends the alert again.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -29,6 +34,7 @@ from monitor.tickets.choices import ProblemScope, TicketSource
 from monitor.tickets.lifecycle import ProblemReport, open_or_update_tickets, problem_key, resolve_problem
 from monitor.tickets.policy import TicketPolicy
 
+FIRING, RESOLVED, EXPIRED = "firing", "resolved", "expired"  # an alert's last state seen (EXPIRED: by us)
 SEVERITY_PRIORITY = {"critical": Priority.P1, "page": Priority.P1, "error": Priority.P2, "warning": Priority.P3}
 _KIND = re.compile(r"[^a-z0-9_]+")
 
@@ -113,8 +119,15 @@ def _stale(alert: AmAlert, seen: AlertmanagerAlert | None) -> bool:
         return True  # an older episode of the alert
     if alert.startsAt > seen.starts_at:
         return False  # a new episode
-    # The same episode: only firing -> resolved is news.
-    return not (seen.status == "firing" and alert.status == "resolved")
+    # The same episode: firing -> resolved is news, and so is an alert we expired that Alertmanager still sends.
+    return not (
+        (seen.status == FIRING and alert.status == RESOLVED) or (seen.status == EXPIRED and alert.status == FIRING)
+    )
+
+
+def _repeated(alert: AmAlert, seen: AlertmanagerAlert | None) -> bool:
+    """Whether this delivery repeats a firing alert as it stands (Alertmanager's repeat_interval): still alive."""
+    return seen is not None and seen.status == FIRING == alert.status and alert.startsAt == seen.starts_at
 
 
 def receive(
@@ -128,6 +141,10 @@ def receive(
     for alert in payload.alerts:
         seen = session.get(AlertmanagerAlert, alert.fingerprint)
         if _stale(alert, seen):
+            if _repeated(alert, seen):
+                assert seen is not None
+                seen.updated_at = now  # keeps it from expiring
+                session.add(seen)
             result.ignored += 1
             continue
         identity = _identity(alert.labels, session)
@@ -138,20 +155,64 @@ def receive(
         seen.problem_key, seen.status, seen.starts_at = identity.key, alert.status, alert.startsAt
         seen.ends_at, seen.labels, seen.updated_at = alert.endsAt, dict(alert.labels), now
         session.add(seen)
-        if alert.status == "firing":
+        if alert.status == FIRING:
             to_open[identity.key] = (identity, alert)
             to_resolve.pop(identity.key, None)
         else:
             to_resolve[identity.key] = identity
     session.flush()
     _open(list(to_open.values()), session=session, now=now, rules=rules, ticket_policy=ticket_policy, result=result)
-    for key in to_resolve:
+    _resolve_quiet(to_resolve, session=session, now=now, ticket_policy=ticket_policy, result=result)
+    return result
+
+
+def expire_stale(
+    *, session: Session, now: datetime, stale_after: timedelta, ticket_policy: TicketPolicy
+) -> ReceiveResult:
+    """Expire the firing alerts Alertmanager has not repeated for `stale_after`; resolve what they leave quiet.
+
+    Their problems and tickets resolve with a note; an expired alert that Alertmanager sends again opens its
+    problem again (and reopens or relinks its ticket, as any recurrence does). The caller commits.
+    """
+    begin_write(session.connection())
+    result = ReceiveResult()
+    query = (
+        select(AlertmanagerAlert)
+        .where(AlertmanagerAlert.status == FIRING, col(AlertmanagerAlert.updated_at) < now - stale_after)
+        .order_by(col(AlertmanagerAlert.fingerprint))
+        .with_for_update()
+    )
+    keys: list[str] = []
+    for alert in session.exec(query):
+        alert.status, alert.updated_at = EXPIRED, now
+        session.add(alert)
+        keys.append(alert.problem_key)
+    session.flush()
+    hours = stale_after.total_seconds() / 3600
+    note = (
+        f"Alertmanager has not repeated this alert for {hours:g} h (silenced, resolved without a notification "
+        "reaching us, or Alertmanager replaced): resolved as stale; it opens again if Alertmanager sends it"
+    )
+    _resolve_quiet(keys, session=session, now=now, ticket_policy=ticket_policy, result=result, note=note)
+    return result
+
+
+def _resolve_quiet(
+    keys: Iterable[str],
+    *,
+    session: Session,
+    now: datetime,
+    ticket_policy: TicketPolicy,
+    result: ReceiveResult,
+    note: str = "recovered",
+) -> None:
+    """Resolve each problem of `keys` that none of its alerts keeps firing."""
+    for key in dict.fromkeys(keys):
         still_firing = session.exec(
-            select(AlertmanagerAlert).where(AlertmanagerAlert.problem_key == key, AlertmanagerAlert.status == "firing")
+            select(AlertmanagerAlert).where(AlertmanagerAlert.problem_key == key, AlertmanagerAlert.status == FIRING)
         ).first()
         if still_firing is None:
-            _resolve(key, session=session, now=now, ticket_policy=ticket_policy, result=result)
-    return result
+            _resolve(key, session=session, now=now, ticket_policy=ticket_policy, result=result, note=note)
 
 
 def _open(
@@ -219,7 +280,9 @@ def _open(
             result.tickets.append(outcome.ticket.code)
 
 
-def _resolve(key: str, *, session: Session, now: datetime, ticket_policy: TicketPolicy, result: ReceiveResult) -> None:
+def _resolve(
+    key: str, *, session: Session, now: datetime, ticket_policy: TicketPolicy, result: ReceiveResult, note: str
+) -> None:
     problem = session.exec(
         select(AlertProblem).where(
             AlertProblem.key == key,
@@ -234,7 +297,7 @@ def _resolve(key: str, *, session: Session, now: datetime, ticket_policy: Ticket
     session.flush()
     result.resolved.append(key)
     if problem.ticket_code is not None:
-        resolve_problem(key, session=session, recovered_at=now, policy=ticket_policy)
+        resolve_problem(key, session=session, recovered_at=now, policy=ticket_policy, note=note)
 
 
 def parse_payload(body: Any) -> AmPayload:

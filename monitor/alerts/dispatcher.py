@@ -34,6 +34,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
+from monitor.alerts.alertmanager import expire_stale
 from monitor.alerts.choices import ProblemSource, ProblemStatus, SuppressionReason
 from monitor.alerts.maintenance import Subject, muting, open_windows
 from monitor.alerts.models import AlertProblem
@@ -551,6 +552,7 @@ class Dispatcher:
                 if problem is not None:
                     problem.ticket_code = outcome.ticket.code
                     session.add(problem)
+            expired = self._reconcile_alertmanager(session, now)
             close_resolved(now, session=session, policy=self.ticket_policy)
             mark_breaches(now, session=session, policy=self.ticket_policy)
             session.commit()
@@ -560,3 +562,27 @@ class Dispatcher:
                 len(result.resolved),
                 len(result.opened),
             )
+        if expired:
+            log.warning("Alertmanager stopped repeating %d problems: resolved as stale", len(expired))
+
+    def _reconcile_alertmanager(self, session: Session, now: datetime) -> list[str]:
+        """Expire Alertmanager's alerts it stopped repeating; resolve its tickets whose problem is resolved."""
+        expired: list[str] = []
+        if self.rules.alertmanager_stale_after is not None:
+            expired = expire_stale(
+                session=session,
+                now=now,
+                stale_after=self.rules.alertmanager_stale_after,
+                ticket_policy=self.ticket_policy,
+            ).resolved
+        active = set(
+            session.exec(
+                select(AlertProblem.key).where(
+                    AlertProblem.source == ProblemSource.ALERTMANAGER.value,
+                    col(AlertProblem.status) != ProblemStatus.RESOLVED.value,
+                )
+            )
+        )
+        # Only resolves: opening is Alertmanager's to say, with its labels.
+        reconcile(active, {}, session=session, now=now, policy=self.ticket_policy, sources=[TicketSource.ALERTMANAGER])
+        return expired

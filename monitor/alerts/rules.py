@@ -9,6 +9,11 @@ Defaults come from the fault codes' own priorities; a deployment may override th
     commune_share: 0.5        # this share of a commune's devices with one problem -> one commune problem
     district_min_devices: 30  # and this many devices (and district_share) of a district -> one district problem
     district_share: 0.2
+    alertmanager_stale_after_s: 46800   # a firing Alertmanager alert not repeated for 13 h is over (0: never)
+
+Alertmanager repeats a firing alert every `repeat_interval` (4 h in deploy/alertmanager/) but sends nothing for
+a silenced alert, nor anything at all once it is replaced or loses its state: without an expiry, such an
+alert's ticket would stay open forever. Keep `alertmanager_stale_after_s` above three repeat intervals.
 """
 
 from __future__ import annotations
@@ -49,6 +54,7 @@ class AlertRules:
     district_share: float = 0.2
     district_min_devices: int = 30
     reconcile_every: timedelta = timedelta(minutes=5)
+    alertmanager_stale_after: timedelta | None = timedelta(hours=13)
 
     def rule(self, kind: str) -> KindRule:
         """The rule of a kind: configured, else the fault's default priority (offline: P2)."""
@@ -82,6 +88,7 @@ def load_rules(path: Path | None) -> AlertRules:
         "district_share",
         "district_min_devices",
         "reconcile_every_s",
+        "alertmanager_stale_after_s",
     }
     unknown = sorted(set(document) - known)
     if unknown:
@@ -96,6 +103,9 @@ def load_rules(path: Path | None) -> AlertRules:
             raise ConfigError(f"alert rules {path}: kinds.{kind}.priority must be P1-P4") from exc
         kinds[str(kind)] = KindRule(priority, bool(spec.get("ticket", True)))
     try:
+        stale_after_s = float(document.get("alertmanager_stale_after_s", 13 * 3600))
+        if stale_after_s < 0:
+            raise ValueError("alertmanager_stale_after_s must be 0 (never) or more")
         return AlertRules(
             kinds=MappingProxyType(kinds),
             group_wait=timedelta(seconds=float(document.get("group_wait_s", 60))),
@@ -104,6 +114,7 @@ def load_rules(path: Path | None) -> AlertRules:
             district_share=float(document.get("district_share", 0.2)),
             district_min_devices=int(document.get("district_min_devices", 30)),
             reconcile_every=timedelta(seconds=float(document.get("reconcile_every_s", 300))),
+            alertmanager_stale_after=timedelta(seconds=stale_after_s) if stale_after_s else None,
         )
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"alert rules {path}: {exc}") from exc

@@ -290,7 +290,7 @@ def open_or_update_ticket(
 
 
 def resolve_problem(
-    problem_key: str, *, session: Session, recovered_at: datetime, policy: TicketPolicy
+    problem_key: str, *, session: Session, recovered_at: datetime, policy: TicketPolicy, note: str = "recovered"
 ) -> Ticket | None:
     """A recovery: the open automatic ticket of the problem is resolved at `recovered_at`, if the policy says so.
 
@@ -313,7 +313,7 @@ def resolve_problem(
             note="the problem is gone; automatic resolution is off in this deployment",
         )
         return None
-    resolve(ticket, session=session, at=at, actor=None, automatically=True, note="recovered")
+    resolve(ticket, session=session, at=at, actor=None, automatically=True, note=note)
     return ticket
 
 
