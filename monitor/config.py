@@ -60,6 +60,10 @@ class Settings(BaseSettings):
     alertmanager_token: SecretStr | None = Field(
         default=None, description="bearer token Alertmanager sends to /api/v1/integrations/alertmanager"
     )
+    metrics_token: SecretStr | None = Field(
+        default=None,
+        description="bearer token Prometheus must send to /metrics (web and collectors); unset: /metrics is open",
+    )
     alert_rules_file: Path | None = Field(default=None, description="YAML overriding the alert rules")
     tickets_auto_resolve: bool = Field(default=True, description="a recovery resolves its automatic ticket")
     tickets_reopen_window_h: float = Field(default=24, ge=0)

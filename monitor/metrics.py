@@ -26,6 +26,7 @@ This module is the only one that imports prometheus_client.
 from __future__ import annotations
 
 import asyncio
+import hmac
 import logging
 import math
 import struct
@@ -323,6 +324,18 @@ class ScrapeResponse:
 
     body: bytes
     headers: Mapping[str, str]
+
+
+def scrape_allowed(token: str | None, authorization: str) -> bool:
+    """Whether a scrape may read the metrics: always without a token, else only with `Bearer <token>`."""
+    if not token:
+        return True
+    scheme, _, given = authorization.partition(" ")
+    return scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), token.encode())
+
+
+UNAUTHORIZED_HEADERS = {"Content-Type": "text/plain; charset=utf-8", "WWW-Authenticate": 'Bearer realm="metrics"'}
+UNAUTHORIZED_BODY = b"401: /metrics needs the bearer token of MONITOR_METRICS_TOKEN\n"
 
 
 def accepts_gzip(accept_encoding: str) -> bool:

@@ -3,7 +3,8 @@
 A collector has no web framework (only `web` imports FastAPI) and must not depend on the web process
 being up to be watched, so it answers Prometheus itself: HTTP/1.1 with keep-alive, GET and HEAD, bounded
 request lines and headers, an idle timeout. The body is the exporter's cached snapshot (`monitor.metrics`),
-gzip-encoded when asked. Shard I listens on `COLLECTOR_METRICS_PORT + I` unless told otherwise.
+gzip-encoded when asked. Shard I listens on `COLLECTOR_METRICS_PORT + I` unless told otherwise. Given a
+token (MONITOR_METRICS_TOKEN), `/metrics` answers only a request bearing it; `/healthz` stays open.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import contextlib
 import logging
 from collections.abc import Mapping
 
-from monitor.metrics import MetricsExporter
+from monitor.metrics import UNAUTHORIZED_BODY, UNAUTHORIZED_HEADERS, MetricsExporter, scrape_allowed
 
 log = logging.getLogger(__name__)
 
@@ -22,7 +23,7 @@ MAX_LINE = 8192
 MAX_HEADERS = 100
 IDLE_TIMEOUT_S = 60.0
 MAX_REQUESTS_PER_CONNECTION = 1000
-_REASONS = {200: "OK", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed"}
+_REASONS = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 404: "Not Found", 405: "Method Not Allowed"}
 
 
 def collector_metrics_port(shard_index: int, base: int = COLLECTOR_METRICS_PORT) -> int:
@@ -37,8 +38,16 @@ class _BadRequest(Exception):
 class MetricsServer:
     """Serves one exporter on `host:port` (port 0: any free port, see `port` after `start()`)."""
 
-    def __init__(self, exporter: MetricsExporter, host: str = "127.0.0.1", port: int = COLLECTOR_METRICS_PORT) -> None:
+    def __init__(
+        self,
+        exporter: MetricsExporter,
+        host: str = "127.0.0.1",
+        port: int = COLLECTOR_METRICS_PORT,
+        *,
+        token: str | None = None,
+    ) -> None:
         self.exporter = exporter
+        self.token = token
         self.host = host
         self.port = port
         self._server: asyncio.Server | None = None
@@ -93,6 +102,8 @@ class MetricsServer:
             return 405, {"Content-Type": "text/plain", "Allow": "GET, HEAD"}, b"method not allowed\n"
         if route == "/healthz":
             return 200, {"Content-Type": "text/plain"}, b"ok\n"
+        if not scrape_allowed(self.token, headers.get("authorization", "")):
+            return 401, dict(UNAUTHORIZED_HEADERS), UNAUTHORIZED_BODY
         answer = await self.exporter.respond(headers.get("accept-encoding", ""))
         return 200, dict(answer.headers), answer.body
 

@@ -194,7 +194,8 @@ async def run_collector(
         trap_port=settings.snmp_trap_port,
     )
     port = collector_metrics_port(shard[0]) if metrics_port is None else metrics_port
-    metrics_server = MetricsServer(collector_exporter(collector), settings.host, port)
+    token = settings.metrics_token.get_secret_value() if settings.metrics_token else None
+    metrics_server = MetricsServer(collector_exporter(collector), settings.host, port, token=token)
     await collector.start()
     try:
         await metrics_server.start()

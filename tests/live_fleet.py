@@ -42,6 +42,7 @@ from tests.peers import free_port
 
 FAULTED_DISTRICT = "183"
 UNKNOWN_DEVICE = "TEST-NEVER-HEARD"
+METRICS_TOKEN = "metrics-token-for-the-live-fleet"  # Prometheus scrapes with it, as deployed
 
 
 def ticket(number: int, **values: Any) -> dict[str, Any]:
@@ -74,6 +75,7 @@ def _prepare(folder: Path, ports: dict[str, int]) -> tuple[Any, Any]:
     settings = load_settings(
         database_url=f"sqlite:///{folder / 'monitor.db'}",
         secret_key=TEST_SECRET,
+        metrics_token=METRICS_TOKEN,
         data_dir=folder,
         http_timeout_s=2.0,
         snmp_timeout_s=1.0,
@@ -175,7 +177,9 @@ async def run(folder: Path) -> None:
     app.state.metrics.max_age_s = 0.5
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=ports["web"], log_level="warning"))
     collector = Collector(settings, engine, registry=load_profiles(), mqtt_url=broker.url, refresh_s=5.0)
-    metrics = MetricsServer(collector_exporter(collector, max_age_s=0.5), "127.0.0.1", ports["collector"])
+    metrics = MetricsServer(
+        collector_exporter(collector, max_age_s=0.5), "127.0.0.1", ports["collector"], token=METRICS_TOKEN
+    )
     offline, amplifier = await asyncio.to_thread(_faulted, engine)
     await simulator.start()
     for code in offline:

@@ -87,13 +87,17 @@ def test_prometheus_and_alertmanager_reach_the_services_where_compose_runs_them(
     secret = SERVICES["alertmanager"]["secrets"][0]
     assert webhook["http_config"]["authorization"]["credentials_file"] == f"/run/secrets/{secret}"
     assert COMPOSE["secrets"][secret]["environment"] == "MONITOR_ALERTMANAGER_TOKEN"
+    assert SERVICES["prometheus"]["secrets"] == ["metrics_token"]
+    assert COMPOSE["secrets"]["metrics_token"]["environment"] == "MONITOR_METRICS_TOKEN"
+    for job in ("fleet-web", "fleet-collector"):
+        assert jobs[job]["authorization"]["credentials_file"] == "/run/secrets/metrics_token"
     retention = [a for a in SERVICES["prometheus"]["command"] if a.startswith("--storage.tsdb.retention.time=")]
     assert retention == ["--storage.tsdb.retention.time=400d"], "the 365-day uptime rules need a year of data"
 
 
 def test_secrets_come_from_the_environment_and_are_required() -> None:
     environment = SERVICES["web"]["environment"]
-    for name in ("MONITOR_SECRET_KEY", "MONITOR_ALERTMANAGER_TOKEN"):
+    for name in ("MONITOR_SECRET_KEY", "MONITOR_ALERTMANAGER_TOKEN", "MONITOR_METRICS_TOKEN"):
         assert re.fullmatch(r"\$\{" + name + r":\?[^}]+\}", environment[name]), environment[name]
     example = (ROOT / "deploy" / "compose.env.example").read_text()
     for variable in re.findall(r"\$\{(\w+):\?", (ROOT / "docker-compose.yml").read_text()):

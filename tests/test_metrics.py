@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 from prometheus_client.parser import text_string_to_metric_families
+from pydantic import SecretStr
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
@@ -512,6 +513,23 @@ def test_the_web_app_serves_metrics_gzip_encoded_when_asked(sqlite_settings: Set
     assert packed.headers["content-encoding"] == "gzip" and packed.content == plain.content  # httpx decoded it
     assert b"# TYPE fleet_devices gauge" in plain.content
     engine.dispose()
+
+
+def test_with_a_metrics_token_the_web_app_answers_only_its_bearer(sqlite_settings: Settings) -> None:
+    from fastapi.testclient import TestClient
+
+    from monitor.db import make_engine
+    from monitor.web.app import create_app
+
+    settings = sqlite_settings.model_copy(update={"metrics_token": SecretStr("web-metrics-token-123")})
+    engine = make_engine(settings)
+    with TestClient(create_app(settings, engine)) as client:
+        refused = [client.get("/metrics"), client.get("/metrics", headers={"Authorization": "Bearer nope"})]
+        allowed = client.get("/metrics", headers={"Authorization": "Bearer web-metrics-token-123"})
+    engine.dispose()
+    assert [r.status_code for r in refused] == [401, 401]
+    assert all("fleet_devices" not in r.text for r in refused)
+    assert allowed.status_code == 200 and "# TYPE fleet_devices gauge" in allowed.text
 
 
 def test_notification_families_count_every_channel_from_zero(small_fleet: Engine) -> None:

@@ -88,5 +88,29 @@ def test_it_refuses_what_it_does_not_serve(collector: Collector) -> None:
     assert garbage.startswith(b"HTTP/1.1 400 ")
 
 
+def test_with_a_token_only_its_bearer_reads_the_metrics(collector: Collector) -> None:
+    async def scenario() -> list[httpx.Response]:
+        server = MetricsServer(collector_exporter(collector), "127.0.0.1", 0, token="s3cret-metrics-token")
+        await server.start()
+        try:
+            async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{server.port}") as client:
+                return [
+                    await client.get("/metrics"),
+                    await client.get("/metrics", headers={"Authorization": "Bearer wrong"}),
+                    await client.get("/metrics", headers={"Authorization": "Basic czNjcmV0LW1ldHJpY3MtdG9rZW4="}),
+                    await client.get("/metrics", headers={"Authorization": "Bearer s3cret-metrics-token"}),
+                    await client.get("/healthz"),
+                ]
+        finally:
+            await server.stop()
+
+    none, wrong, basic, right, health = asyncio.run(scenario())
+    for refused in (none, wrong, basic):
+        assert refused.status_code == 401 and refused.headers["www-authenticate"].startswith("Bearer")
+        assert b"fleet_" not in refused.content and b"s3cret" not in refused.content
+    assert right.status_code == 200 and b"fleet_polls_total" in right.content
+    assert health.status_code == 200, "liveness stays open"
+
+
 def test_each_shard_has_its_own_default_port() -> None:
     assert [collector_metrics_port(i) for i in range(3)] == [9180, 9181, 9182]

@@ -41,6 +41,7 @@ import yaml
 
 from monitor.dashboards import read_dashboards
 from monitor.grafana import expressions
+from tests.live_fleet import METRICS_TOKEN
 from tests.peers import free_port
 from tests.recording_server import RecordingServer
 
@@ -79,8 +80,16 @@ def test_the_rules_pass_their_promtool_unit_tests() -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_promtool_accepts_the_prometheus_configuration() -> None:
-    result = run(tool("promtool"), "check", "config", "prometheus.yml")
+def test_promtool_accepts_the_prometheus_configuration(tmp_path: Path) -> None:
+    """The whole check (rule files, targets, credentials), on a copy whose token file exists here."""
+    folder = tmp_path / "prometheus"
+    shutil.copytree(PROMETHEUS, folder)
+    token_file = tmp_path / "metrics_token"
+    token_file.write_text("a-token\n")
+    config = (folder / "prometheus.yml").read_text()
+    assert config.count("credentials_file: /run/secrets/metrics_token") == 2, "both fleet jobs carry the token"
+    (folder / "prometheus.yml").write_text(config.replace("/run/secrets/metrics_token", str(token_file)))
+    result = run(tool("promtool"), "check", "config", "prometheus.yml", cwd=folder)
     assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -204,6 +213,11 @@ def _test_configuration(folder: Path, web: int, collector: int, port: int) -> Pa
     collector_job |= {"static_configs": [{"targets": [f"127.0.0.1:{collector}"]}], "scrape_interval": "1s",
                       "scrape_timeout": "1s"}  # fmt: skip
     jobs["prometheus"]["static_configs"] = [{"targets": [f"127.0.0.1:{port}"]}]
+    token_file = folder / "metrics_token"
+    token_file.write_text(METRICS_TOKEN + "\n")
+    for job in (jobs["fleet-web"], collector_job):  # the deployed scrapes carry MONITOR_METRICS_TOKEN
+        assert job["authorization"] == {"type": "Bearer", "credentials_file": "/run/secrets/metrics_token"}
+        job["authorization"]["credentials_file"] = str(token_file)
     rules = []
     for source in RULE_FILES:
         groups = yaml.safe_load(source.read_text())
