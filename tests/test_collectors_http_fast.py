@@ -155,6 +155,8 @@ def chunked(body: bytes, size: int = 7) -> list[bytes]:
         pytest.param([ok_head(f"Content-Length: {len(BODY)}", ""), BODY[:10], BODY[10:]], id="content-length-split"),
         pytest.param([ok_head("Transfer-Encoding: chunked", ""), *chunked(BODY)], id="chunked"),
         pytest.param([ok_head(""), BODY[:20], BODY[20:]], id="close-delimited"),
+        pytest.param([ok_head(f"Content-Length: {len(BODY)}", "") + BODY + b"\x00junk after"], id="then-junk"),
+        pytest.param([ok_head("Transfer-Encoding: chunked", ""), b"".join(chunked(BODY, 1))], id="one-byte-chunks"),
         pytest.param([b"HTTP/1.1 100 Continue\r\n\r\n", ok_head(f"Content-Length: {len(BODY)}", "") + BODY], id="1xx"),
     ],
 )
@@ -244,6 +246,8 @@ def test_a_redirect_to_another_host_is_refused_without_following_it(aiohttp_spy:
         ([b"HTTP/1.1 200 OK\r\nbad header line\r\n\r\n{}"], False, "bad_payload: malformed HTTP answer"),
         ([ok_head("Transfer-Encoding: chunked", ""), b"zz\r\n"], False, "bad_payload: malformed HTTP answer"),
         ([ok_head("Content-Length: 100", ""), b'{"uptime": 1'], False, "bad_payload: malformed HTTP answer"),
+        ([ok_head("Transfer-Encoding: chunked", ""), b"5\r\nabc"], False, "bad_payload: malformed HTTP answer"),
+        ([ok_head("Content-Length: 3", "Content-Length: 4", ""), b"abc"], False, "bad_payload: malformed HTTP"),
         ([b"HTTP/1.1 200 OK\r\nContent-Ty"], False, "unreachable: the device closed the connection before"),
         ([b"HTT"], False, "unreachable: the device closed the connection before"),
         ([], False, "unreachable: the device closed the connection before"),

@@ -14,7 +14,7 @@ Design, from the measurements in shared/notes/MEASUREMENTS.md:
 - TLS certificates are verified unless the operator gives a context that says otherwise.
 - Plain http to an IPv4 address (every simulated and, in practice, every real device) skips aiohttp's
   connection machinery: `http_fast.FastHttp` sends the request over a bare asyncio protocol and parses the
-  answer with h11, with the same deadline, cap and failure kinds; a 3xx it gets continues on aiohttp's
+  answer with httptools (llhttp), with the same deadline, cap and failure kinds; a 3xx it gets continues on aiohttp's
   redirect path below, and https, host names and compressed bodies stay on aiohttp.
 
 `poll()` never raises for anything a device does: every failure is an `Observation` with its
@@ -37,7 +37,7 @@ import aiohttp
 from yarl import URL
 
 from monitor.collectors.errors import CollectError, FailureKind
-from monitor.collectors.http_fast import FastHttp
+from monitor.collectors.http_fast import FastHttp, NonSuccess, Route
 from monitor.collectors.mapping import failed_observation, observation_from_json
 from monitor.collectors.profile_types import Profile
 from monitor.collectors.stats import OutcomeCounters
@@ -84,10 +84,11 @@ class HttpPoller:
         self._session: aiohttp.ClientSession | None = None
         self._fast: FastHttp | None = None  # plain http to an IPv4 address: see http_fast.py
         self._user_agent = user_agent
-        # Encoded URL text by (address, port, path): a yarl URL that aiohttp has used keeps ~750 bytes of
-        # cached parts (37 MB for 50,000 devices); the text is ~80 and parses back in ~4 us, against
-        # ~26 us to build and check the URL from the inventory's address every time.
-        self._urls: dict[tuple[str, int | None, str], str] = {}
+        # By (address, port, path): the fast path's route (address, port, request bytes: ~300 bytes), or for
+        # aiohttp the encoded URL text. A yarl URL that aiohttp has used keeps ~750 bytes of cached parts
+        # (37 MB for 50,000 devices); the text is ~80 and parses back in ~4 us, against ~26 us to build and
+        # check the URL from the inventory's address every time; a kept route saves the parse too.
+        self._urls: dict[tuple[str, int | None, str], str | Route] = {}
 
     async def start(self) -> None:
         """Open the session (inside the running event loop)."""
@@ -128,8 +129,11 @@ class HttpPoller:
         observed_at = datetime.now(UTC)
         started = time.perf_counter()
         try:
-            url = self.url_for(target, profile)
-            body = await self._fetch(url)
+            address = self._address_for(target, profile)
+            if isinstance(address, str):
+                body = await self._fetch(URL(address, encoded=True))
+            else:
+                body = await self._fetch_route(address, target, profile)
         except CollectError as exc:
             observation = failed_observation(
                 target.device_id, observed_at, "http", exc.kind, exc.detail, latency_s=time.perf_counter() - started
@@ -148,23 +152,53 @@ class HttpPoller:
 
     def url_for(self, target: PollTarget, profile: Profile) -> URL:
         """The URL to poll: the address as a URL or a host; the port column when the URL has none;
-        the profile's path when the URL has none. `CollectError(unreachable)` for an unusable address."""
+        the profile's path when the URL has none. `CollectError(unreachable)` for an unusable address.
+        (Also works out and keeps the device's route, as a poll would.)"""
+        address = self._address_for(target, profile)
+        if isinstance(address, str):
+            return URL(address, encoded=True)
+        return build_url(target.address, target.port, profile.http_path)
+
+    def _address_for(self, target: PollTarget, profile: Profile) -> str | Route:
         key = (target.address, target.port, profile.http_path)
-        text = self._urls.get(key)
-        if text is None:
+        address = self._urls.get(key)
+        if address is None:
             url = build_url(target.address, target.port, profile.http_path)
+            route = self._fast.route(url) if self._fast is not None else None
+            address = route if route is not None else str(url)
             if len(self._urls) >= _URL_CACHE_MAX:
                 self._urls.clear()
-            self._urls[key] = str(url)
-            return url
-        return URL(text, encoded=True)
+            self._urls[key] = address
+        return address
+
+    async def _fetch_route(self, route: Route, target: PollTarget, profile: Profile) -> bytes:
+        """A poll on the fast path; a redirect it meets continues on aiohttp's path."""
+        fast = self._fast
+        if fast is None:  # closed meanwhile
+            raise RuntimeError("HttpPoller.start() was not called")
+        deadline = asyncio.get_running_loop().time() + self.timeout_s
+        try:
+            answer = await fast.fetch_route(route, deadline)
+        except CollectError:
+            raise
+        except Exception as exc:
+            raise _translate(exc, build_url(target.address, target.port, profile.http_path), self.timeout_s) from exc
+        if isinstance(answer, bytes):
+            return answer
+        url = build_url(target.address, target.port, profile.http_path)
+        if answer is None:  # a body aiohttp must decode
+            return await self._fetch_aiohttp(url, deadline, 0)
+        url, first_hop = self._after(url, answer)
+        return await self._fetch_aiohttp(url, deadline, first_hop)
+
+    def _after(self, url: URL, answer: NonSuccess) -> tuple[URL, int]:
+        """Where a status outside 2xx from the fast path leads: the next hop of a redirect, or a CollectError."""
+        if answer.status not in REDIRECT_STATUSES:
+            raise CollectError(FailureKind.HTTP_STATUS, f"HTTP {answer.status} {answer.reason}".strip())
+        return self._next_hop(url, answer.status, answer.location, 0), 1
 
     async def _fetch(self, url: URL) -> bytes:
-        session = self._session
-        if session is None:
-            raise RuntimeError("HttpPoller.start() was not called")
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.timeout_s
+        deadline = asyncio.get_running_loop().time() + self.timeout_s
         first_hop = 0
         if self._fast is not None and url.scheme == "http":
             try:
@@ -176,9 +210,14 @@ class HttpPoller:
             if isinstance(answer, bytes):
                 return answer
             if answer is not None:  # a status outside 2xx, judged as below
-                if answer.status not in REDIRECT_STATUSES:
-                    raise CollectError(FailureKind.HTTP_STATUS, f"HTTP {answer.status} {answer.reason}".strip())
-                url, first_hop = self._next_hop(url, answer.status, answer.location, 0), 1
+                url, first_hop = self._after(url, answer)
+        return await self._fetch_aiohttp(url, deadline, first_hop)
+
+    async def _fetch_aiohttp(self, url: URL, deadline: float, first_hop: int) -> bytes:
+        session = self._session
+        if session is None:
+            raise RuntimeError("HttpPoller.start() was not called")
+        loop = asyncio.get_running_loop()
         for hop in range(first_hop, self.max_redirects + 1):
             # One deadline for the whole poll: redirects do not buy more time.
             timeout = aiohttp.ClientTimeout(total=max(deadline - loop.time(), 0.001))

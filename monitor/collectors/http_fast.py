@@ -3,9 +3,10 @@
 aiohttp's connection setup (connector, request and response objects, stream reader) was measured to dominate
 the cost of a poll; a device is polled once a minute on a fresh connection, so none of it is needed. Here a
 poll is: `loop.create_connection` to the IPv4 literal (no resolver), one pre-built request with
-`Connection: close`, the answer fed to h11 (a complete HTTP/1.1 parser: Content-Length, chunked and
-close-delimited bodies) as it arrives, and the transport dropped as soon as the answer is complete, or the
-body goes over the cap, or the deadline passes.
+`Connection: close`, the answer fed as it arrives to httptools (llhttp, Node.js' HTTP/1.1 parser, in C:
+Content-Length and chunked bodies; a close-delimited one ends with the connection), and the transport dropped
+as soon as the answer is complete, or the body goes over the cap, or the deadline passes. httptools replaced
+h11 here: 4 us per answer instead of 35, a tenth of a poll's CPU.
 
 Only a 2xx body is read. Any other status comes back as a `NonSuccess` for `HttpPoller` to judge exactly as
 on its aiohttp path (same-host redirects, `http_status`). `fetch` returns None when aiohttp must do the
@@ -20,16 +21,17 @@ import errno
 import re
 from typing import NamedTuple, cast
 
-import h11
+import httptools
 from yarl import URL
 
 from monitor.collectors.errors import CollectError, FailureKind
 
 _IPV4 = re.compile(r"(?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)")
-# h11 frames an answer by the request it answers; the bytes on the wire are ours, this only tells h11 "a GET".
-_GET = h11.Request(method="GET", target="/", headers=[("Host", "device")])
-_END = h11.EndOfMessage()
 _CLOSED_EARLY = "the device closed the connection before a complete answer"
+
+
+#: Where and what to send: the IPv4 address, the port and the whole request, built once per device.
+Route = tuple[str, int, bytes]
 
 
 class NonSuccess(NamedTuple):
@@ -41,21 +43,47 @@ class NonSuccess(NamedTuple):
 
 
 class _Exchange(asyncio.Protocol):
-    """One request and its answer; `done` gets the body, a `NonSuccess`, None (aiohttp's job) or a CollectError."""
+    """One request and its answer; `done` gets the body, a `NonSuccess`, None (aiohttp's job) or a CollectError.
+
+    The answer is fed to httptools' parser (llhttp, Node.js' HTTP parser), whose callbacks below are this
+    object's `on_*` methods. llhttp cannot be told that the connection ended, so a body framed by the end of
+    the connection (neither Content-Length nor chunked) is completed in `connection_lost`.
+    """
+
+    __slots__ = (
+        "answered",
+        "cap",
+        "chunks",
+        "closed",
+        "done",
+        "framed",
+        "head",
+        "headers",
+        "informational",
+        "parser",
+        "reason",
+        "request",
+        "size",
+        "transport",
+    )
 
     def __init__(self, request: bytes, cap: int, done: asyncio.Future[bytes | NonSuccess | None]) -> None:
         self.request = request
         self.cap = cap
         self.done = done
-        self.parser = h11.Connection(h11.CLIENT)
-        self.parser.send(_GET)
-        self.parser.send(_END)
+        self.parser: httptools.HttpResponseParser | None = httptools.HttpResponseParser(self)
         self.transport: asyncio.Transport | None = None
         self.head = b""  # the first bytes, to tell an HTTP answer cut short from something else
-        self.answered = False
+        self.headers: dict[bytes, bytes] = {}
+        self.reason = b""
+        self.answered = False  # a final (non-1xx) status line and headers have been read
+        self.informational = False  # the message being read is a 1xx, to be skipped
+        self.framed = False  # Content-Length or chunked: the body's end is known without the connection's
         self.closed = False
         self.chunks: list[bytes] = []
         self.size = 0
+
+    # --- asyncio.Protocol -------------------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)  # uvloop's is not an asyncio.Transport subclass
@@ -69,8 +97,12 @@ class _Exchange(asyncio.Protocol):
             if not b"HTTP/".startswith(self.head[:5]):  # not HTTP: no use waiting for the end of its "headers"
                 self._fail(FailureKind.BAD_PAYLOAD, f"malformed HTTP answer: starts with {self.head[:5]!r}")
                 return
-        self.parser.receive_data(data)
-        self._events()
+        assert self.parser is not None  # dropped only once done
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserError as exc:
+            if not self.done.done():  # after the answer, whatever follows it is not our business
+                self._fail(FailureKind.BAD_PAYLOAD, f"malformed HTTP answer: {str(exc)[:200]}")
 
     def eof_received(self) -> bool:
         return False  # close our side too: the answer is whatever came before
@@ -80,68 +112,75 @@ class _Exchange(asyncio.Protocol):
             return
         if exc is not None:
             self._fail(FailureKind.UNREACHABLE, f"{type(exc).__name__}: {str(exc)[:200]}")
+        elif not self.answered:
+            self._fail(FailureKind.UNREACHABLE, _CLOSED_EARLY)  # before the end of the headers: as aiohttp says
+        elif not self.framed:
+            self._finish(b"".join(self.chunks))  # the body was everything until the connection closed
+        else:
+            self._fail(
+                FailureKind.BAD_PAYLOAD,
+                f"malformed HTTP answer: the connection closed {self.size} bytes into an unfinished body",
+            )
+
+    # --- httptools' callbacks -----------------------------------------------------------------------
+
+    def on_status(self, reason: bytes) -> None:
+        self.reason = reason
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self.headers[name.lower()] = value
+
+    def on_headers_complete(self) -> None:
+        if self.done.done():
             return
-        self.closed = True
-        self.parser.receive_data(b"")
-        self._events()
-        if not self.done.done():  # pragma: no cover - h11 ends a closed exchange with an event or an error
-            self._fail(FailureKind.UNREACHABLE, _CLOSED_EARLY)
-
-    def _events(self) -> None:
-        parser = self.parser
-        try:
-            while True:
-                event = parser.next_event()
-                if type(event) is h11.Data:
-                    self.size += len(event.data)
-                    if self.size > self.cap:
-                        self._fail(FailureKind.TOO_LARGE, f"body over the {self.cap}-byte cap (stopped reading)")
-                        return
-                    self.chunks.append(event.data)
-                elif type(event) is h11.Response:
-                    self.answered = True
-                    if not self._head(event):
-                        return
-                elif type(event) is h11.EndOfMessage:
-                    self._finish(b"".join(self.chunks))
-                    return
-                elif event is h11.NEED_DATA:
-                    return
-                elif type(event) is not h11.InformationalResponse:  # pragma: no cover - PAUSED, ConnectionClosed
-                    self._fail(FailureKind.UNREACHABLE, _CLOSED_EARLY)
-                    return
-        except h11.RemoteProtocolError as exc:
-            if self.closed and not self.answered:
-                # Closed before the end of the headers of what looked like HTTP: aiohttp says the same.
-                self._fail(FailureKind.UNREACHABLE, _CLOSED_EARLY)
-            else:
-                self._fail(FailureKind.BAD_PAYLOAD, f"malformed HTTP answer: {str(exc)[:200]}")
-
-    def _head(self, response: h11.Response) -> bool:
-        """Judge the status line and headers; True when the body is to be read."""
-        headers = dict(response.headers)  # names lowercased by h11; Content-Length is checked by it
-        if not 200 <= response.status_code < 300:
+        assert self.parser is not None
+        status = self.parser.get_status_code()
+        if status < 200:
+            self.informational = True  # 100 Continue, 102 Processing...: the real answer follows
+            self.headers = {}
+            return
+        self.answered = True
+        headers = self.headers
+        if not 200 <= status < 300:
             location = headers.get(b"location")
-            reason = response.reason.decode("latin-1")
             text = None if location is None else location.decode("latin-1")
-            self._finish(NonSuccess(response.status_code, reason, text))
-            return False
+            self._finish(NonSuccess(status, self.reason.decode("latin-1"), text))
+            return
         if headers.get(b"content-encoding", b"identity").lower() != b"identity":
             self._finish(None)  # aiohttp decodes gzip and deflate
-            return False
-        length = headers.get(b"content-length")
+            return
+        length = headers.get(b"content-length")  # llhttp has checked that it is one number
+        self.framed = length is not None or b"chunked" in headers.get(b"transfer-encoding", b"").lower()
         if length is not None and int(length) > self.cap:
             self._fail(FailureKind.TOO_LARGE, f"Content-Length {int(length)} is over the {self.cap}-byte cap")
-            return False
-        return True
+
+    def on_body(self, body: bytes) -> None:
+        if self.done.done():
+            return
+        self.size += len(body)
+        if self.size > self.cap:
+            self._fail(FailureKind.TOO_LARGE, f"body over the {self.cap}-byte cap (stopped reading)")
+            return
+        self.chunks.append(body)
+
+    def on_message_complete(self) -> None:
+        if self.informational:
+            self.informational = False
+            return
+        if not self.done.done():
+            self._finish(b"".join(self.chunks))
+
+    # --- the outcome ------------------------------------------------------------------------------
 
     def _finish(self, result: bytes | NonSuccess | None) -> None:
         self.done.set_result(result)
+        self.parser = None  # it calls back into this object: no cycle left for the garbage collector
         if self.transport is not None:
             self.transport.abort() if result is None or type(result) is NonSuccess else self.transport.close()
 
     def _fail(self, kind: FailureKind, detail: str) -> None:
         self.done.set_exception(CollectError(kind, detail))
+        self.parser = None
         if self.transport is not None:
             self.transport.abort()  # stop reading now: the kernel drops the rest
 
@@ -155,7 +194,7 @@ class FastHttp:
         self._tail = f"User-Agent: {user_agent}\r\nAccept: application/json\r\nConnection: close\r\n\r\n"
         self._slots = asyncio.Semaphore(limit)
 
-    def route(self, url: URL) -> tuple[str, int, bytes] | None:
+    def route(self, url: URL) -> Route | None:
         """(IPv4 address, port, request bytes) when this URL can take the fast path, else None."""
         host = url.raw_host
         if url.scheme != "http" or host is None or not _IPV4.fullmatch(host) or url.raw_user or url.raw_password:
@@ -167,8 +206,10 @@ class FastHttp:
     async def fetch(self, url: URL, deadline: float) -> bytes | NonSuccess | None:
         """The 2xx body, a `NonSuccess`, or None when aiohttp must do it; `CollectError` for any failure."""
         route = self.route(url)
-        if route is None:
-            return None
+        return None if route is None else await self.fetch_route(route, deadline)
+
+    async def fetch_route(self, route: Route, deadline: float) -> bytes | NonSuccess | None:
+        """`fetch` for a route worked out before (`HttpPoller` keeps each device's)."""
         host, port, request = route
         loop = asyncio.get_running_loop()
         exchange = _Exchange(request, self.max_body_bytes, loop.create_future())
@@ -192,4 +233,4 @@ class FastHttp:
                 transport.abort()  # timed out or cancelled
 
 
-__all__ = ["FastHttp", "NonSuccess"]
+__all__ = ["FastHttp", "NonSuccess", "Route"]
