@@ -477,6 +477,16 @@ def collectors() -> Json:
                 unit="s",
             ),
             timeseries(
+                "Quan sát chờ CSDL và bị mất — Observations held for the database and lost",
+                [
+                    Query("fleet_collector_observations_held", "{{instance}} chờ — held"),
+                    Query(
+                        f"increase(fleet_collector_observations_dropped_total{rate})",
+                        "{{instance}} mất — dropped",
+                    ),
+                ],
+            ),
+            timeseries(
                 "Số liệu mỗi lần thu — Samples per scrape",
                 [Query('scrape_samples_scraped{job=~"fleet-.*"}', "{{job}} {{instance}}")],
             ),

@@ -160,6 +160,11 @@ COLLECTOR_BLIND = _gauge(
 COLLECTOR_MQTT = _gauge("fleet_collector_mqtt_connected", "1 while the collector is connected to the MQTT broker.")
 COLLECTOR_APPLIED = _counter("fleet_collector_observations_applied_total", "Observations saved to device health.")
 COLLECTOR_TRANSITIONS = _counter("fleet_collector_state_transitions_total", "State transitions health decided.")
+COLLECTOR_HELD = _gauge("fleet_collector_observations_held", "Observations held while the database is away.")
+COLLECTOR_DROPPED = _counter(
+    "fleet_collector_observations_dropped_total",
+    "Observations lost before health judged them: the database away too long, or refusing them.",
+)
 COLLECTOR_INFO = _gauge("fleet_collector_info", "Always 1: the collector's shard (index and count).")
 # Notifications (the web process's notification worker, and the deliveries table for every process).
 NOTIFICATION_MESSAGES = _counter(
@@ -614,6 +619,8 @@ class CollectorStats:
     blind: bool
     mqtt_connected: bool | None
     observations_applied: int
+    observations_held: int
+    observations_dropped: int
     transitions: int
 
     @classmethod
@@ -630,6 +637,8 @@ class CollectorStats:
             blind=collector.guard.blind,
             mqtt_connected=None if collector.mqtt is None else collector.mqtt.connected.is_set(),
             observations_applied=collector.observations_applied,
+            observations_held=collector.observations_held,
+            observations_dropped=collector.observations_dropped,
             transitions=collector.transitions,
         )
 
@@ -663,6 +672,8 @@ def collector_blocks(stats: CollectorStats) -> list[Block]:
         family_block(COLLECTOR_BLIND, [("", stats.blind)]),
         family_block(COLLECTOR_APPLIED, [("", stats.observations_applied)]),
         family_block(COLLECTOR_TRANSITIONS, [("", stats.transitions)]),
+        family_block(COLLECTOR_HELD, [("", stats.observations_held)]),
+        family_block(COLLECTOR_DROPPED, [("", stats.observations_dropped)]),
     ]
     if stats.mqtt_connected is not None:
         blocks.append(family_block(COLLECTOR_MQTT, [("", stats.mqtt_connected)]))

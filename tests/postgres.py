@@ -43,11 +43,16 @@ class PostgresServer:
         if self._as_postgres:
             shutil.chown(self.base, "postgres", "postgres")
         self._run("initdb", "-D", str(self.data), "-A", "trust", "-U", "postgres", "-E", "UTF8", "--no-sync")
+        return self.start_again()
+
+    def start_again(self) -> PostgresServer:
+        """Start the (stopped) cluster on its port, as a database that comes back after an outage."""
         options = f"-p {self.port} -k {self.base} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200"
         self._run("pg_ctl", "-D", str(self.data), "-o", options, "-l", str(self.base / "log"), "-w", "start")
         return self
 
     def stop(self) -> None:
+        """Stop at once (`immediate`: open connections are cut, as in a crash)."""
         self._run("pg_ctl", "-D", str(self.data), "-m", "immediate", "-w", "stop")
 
     def url(self, database: str = "postgres") -> str:
