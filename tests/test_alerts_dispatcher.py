@@ -182,6 +182,38 @@ def test_a_maintenance_window_mutes_then_opens_at_its_end_if_still_down(
     assert [t.problem_key for t in open_tickets(province)] == ["device:06613-CL01:offline"]
 
 
+def test_a_window_over_a_kind_keeps_muting_cycle_after_cycle_until_it_ends(
+    province: Engine, dinh_lap: dict[str, Device]
+) -> None:
+    cluster = dinh_lap["06613-CL01"]
+    with session_scope(province) as session:
+        session.add(
+            MaintenanceWindow(
+                name="Bảo dưỡng cụm loa",
+                scope="kind",
+                scope_code=cluster.kind,
+                starts_at=T0,
+                ends_at=T0 + timedelta(hours=1),
+            )
+        )
+    t1 = T0 + timedelta(minutes=5)
+    observe(province, [dark(cluster, t1)])
+    dispatcher = Dispatcher(province, rules=RULES)
+    dispatcher.run_once(t1)
+    dispatcher.run_once(t1 + timedelta(minutes=2))
+    [problem] = problems(province)
+    first_update = problem.updated_at
+    for minutes in (3, 4, 5):  # each cycle looks again and finds it still muted: nothing changes
+        dispatcher.run_once(t1 + timedelta(minutes=minutes))
+    [problem] = problems(province)
+    assert (problem.status, problem.suppression_reason) == ("suppressed", "maintenance")
+    assert problem.updated_at == first_update and open_tickets(province) == []
+    end = T0 + timedelta(hours=1, seconds=1)
+    dispatcher.run_once(end)
+    dispatcher.run_once(end + timedelta(seconds=1))
+    assert [t.problem_key for t in open_tickets(province)] == ["device:06613-CL01:offline"]
+
+
 def test_faults_each_get_their_problem_and_resolve_when_cleared(province: Engine, dinh_lap: dict[str, Device]) -> None:
     cluster = dinh_lap["06613-CL01"]
     t1 = T0 + timedelta(minutes=1)
