@@ -151,7 +151,7 @@ STORM_ROWS: list[tuple[str, Callable[[StormFigures], str], str, Callable[[StormF
     ("Power cut: HealthStore.apply, sweeps 1 / 2 / 3, s", lambda f: " / ".join(_s(s) for s in f.sweeps_s), "", None),
     ("  state changes written (by sweep 3)", lambda f: _n(f.state_changes), "", None),
     (
-        "Dispatcher: claiming cycles (1,000 changes each), wall s",
+        "Dispatcher: claiming cycles (up to 5,000 changes each), wall s",
         lambda f: f"{len(f.claiming)} in {_s(sum(c.wall_s for c in f.claiming))}",
         "",
         None,
