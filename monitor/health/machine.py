@@ -233,11 +233,12 @@ def observe(
     at = observation.observed_at
     if health.last_observation_at is not None and at < health.last_observation_at:
         return health, []
-    health = replace(_age(health, at, policy), last_observation_at=at)
+    health = _age(health, at, policy)
+    # One copy of the state per observation (it is the collector's hot path): what observing sets goes
+    # into the same `replace` as the counters.
     if observation.reachable:
-        health = replace(health, last_seen=at, last_error=None)
-        return _succeed(health, at, observation.faults, policy)
-    return _fail(health, at, observation.error or UNREACHABLE, policy)
+        return _succeed(health, at, observation.faults, policy, last_observation_at=at, last_seen=at, last_error=None)
+    return _fail(health, at, observation.error or UNREACHABLE, policy, last_observation_at=at)
 
 
 def tick(
@@ -356,9 +357,10 @@ def collector_blind(results: Mapping[str, tuple[int, int]], minimum_attempted: i
 
 
 def _succeed(
-    health: DeviceHealth, at: datetime, faults: frozenset[str], policy: HealthPolicy
+    health: DeviceHealth, at: datetime, faults: frozenset[str], policy: HealthPolicy, **also: Any
 ) -> tuple[DeviceHealth, list[Transition]]:
-    health = replace(health, consecutive_failures=0, consecutive_successes=health.consecutive_successes + 1)
+    """A success; `also` are further fields to set in the same copy."""
+    health = replace(health, consecutive_failures=0, consecutive_successes=health.consecutive_successes + 1, **also)
     reachable_state = DeviceState.DEGRADED if faults else DeviceState.UP
     was = health.true_state
     if was is DeviceState.DOWN:
@@ -379,10 +381,15 @@ def _succeed(
 
 
 def _fail(
-    health: DeviceHealth, at: datetime, error: str, policy: HealthPolicy
+    health: DeviceHealth, at: datetime, error: str, policy: HealthPolicy, **also: Any
 ) -> tuple[DeviceHealth, list[Transition]]:
+    """A failure; `also` are further fields to set in the same copy."""
     health = replace(
-        health, consecutive_failures=health.consecutive_failures + 1, consecutive_successes=0, last_error=error
+        health,
+        consecutive_failures=health.consecutive_failures + 1,
+        consecutive_successes=0,
+        last_error=error,
+        **also,
     )
     if health.true_state is DeviceState.DOWN or health.consecutive_failures < policy.failures_to_down:
         return health, []
