@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from datetime import date, datetime
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
+from monitor.health.models import DeviceHealthRow, StateChange
+from monitor.health.states import DeviceState, fault_label
 from monitor.inventory.choices import BroadcastTechnology, DeviceKind, Protocol, SystemCondition
 from monitor.inventory.models import SECRET_FIELDS, BroadcastSystem, Commune, Device
 from monitor.inventory.service import CommuneSummary
@@ -79,6 +82,77 @@ class CommuneDetail(BaseModel):
     broadcast_systems: list[BroadcastSystemPublic]
 
 
+class FaultPublic(BaseModel):
+    """A fault code with its labels (a profile's own codes are shown as they are)."""
+
+    code: str
+    label_vi: str
+    label_en: str
+
+    @classmethod
+    def of(cls, code: str) -> FaultPublic:
+        return cls(code=code, label_vi=fault_label(code, "vi"), label_en=fault_label(code, "en"))
+
+
+class DeviceHealthPublic(BaseModel):
+    """What health judged about a device: its state since when, its faults, when it was last heard."""
+
+    state: DeviceState
+    state_label_vi: str
+    state_label_en: str
+    since: datetime | None = None
+    faults: list[FaultPublic] = Field(default_factory=list)
+    flapping: bool = False
+    last_seen: datetime | None = None
+    last_observation_at: datetime | None = None
+    last_error: str | None = None
+    latency_s: float | None = None
+    readings: dict[str, Any] = Field(default_factory=dict)
+
+    @classmethod
+    def build(cls, row: DeviceHealthRow | None) -> DeviceHealthPublic:
+        """A device's health; one never judged is `unknown`."""
+        if row is None:
+            unknown = DeviceState.UNKNOWN
+            return cls(state=unknown, state_label_vi=unknown.label_vi, state_label_en=unknown.label_en)
+        state = DeviceState(row.state)
+        return cls(
+            state=state,
+            state_label_vi=state.label_vi,
+            state_label_en=state.label_en,
+            since=row.since,
+            faults=[FaultPublic.of(code) for code in row.faults],
+            flapping=row.flapping,
+            last_seen=row.last_seen,
+            last_observation_at=row.last_observation_at,
+            last_error=row.last_error,
+            latency_s=row.latency_s,
+            readings=dict(row.readings),
+        )
+
+
+class StateChangePublic(BaseModel):
+    """One change of a device's state, as health decided it."""
+
+    at: datetime
+    old_state: DeviceState
+    new_state: DeviceState
+    reason: str
+    faults: list[FaultPublic]
+    flapping: bool
+
+    @classmethod
+    def build(cls, change: StateChange) -> StateChangePublic:
+        return cls(
+            at=change.at,
+            old_state=DeviceState(change.old_state),
+            new_state=DeviceState(change.new_state),
+            reason=change.reason,
+            faults=[FaultPublic.of(code) for code in change.faults],
+            flapping=change.flapping,
+        )
+
+
 class DevicePublic(BaseModel):
     """A device as people and integrations see it: credentials are never shown, only whether set."""
 
@@ -105,9 +179,12 @@ class DevicePublic(BaseModel):
     lon: float | None
     active: bool
     updated_at: datetime
+    health: DeviceHealthPublic
 
     @classmethod
-    def build(cls, device: Device, commune: Commune, parent_code: str | None) -> DevicePublic:
+    def build(
+        cls, device: Device, commune: Commune, parent_code: str | None, health: DeviceHealthRow | None = None
+    ) -> DevicePublic:
         kind = DeviceKind(device.kind)
         return cls(
             **device.model_dump(exclude={*SECRET_FIELDS, "id", "parent_id", "search_text", "created_at", "kind"}),
@@ -117,6 +194,7 @@ class DevicePublic(BaseModel):
             district_code=commune.district_code,
             parent_code=parent_code,
             has_credentials=bool(device.credentials),
+            health=DeviceHealthPublic.build(health),
         )
 
 

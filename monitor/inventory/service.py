@@ -12,6 +12,8 @@ from sqlmodel import Session, col, func, select
 
 from monitor.db import utcnow
 from monitor.errors import FleetFileError, NotFound, Problem
+from monitor.health.models import DeviceHealthRow, StateChange
+from monitor.health.states import DeviceState
 from monitor.inventory.choices import BroadcastTechnology, DeviceKind
 from monitor.inventory.fleetfile import PARENT_KINDS, FleetRow, parse_row, people_today
 from monitor.inventory.models import SECRET_FIELDS, BroadcastSystem, Commune, Device, District
@@ -321,6 +323,17 @@ class DeviceFilter:
     kind: DeviceKind | None = None
     q: str | None = None
     active: bool | None = None
+    state: DeviceState | None = None  # `unknown` also finds devices never judged (no health row yet)
+
+
+#: A device as listed: itself, its commune, its parent's code, and its current health (None: never judged).
+DeviceRow = tuple[Device, Commune, str | None, DeviceHealthRow | None]
+
+
+def _health_condition(state: DeviceState) -> Any:
+    if state is DeviceState.UNKNOWN:
+        return sa.or_(col(DeviceHealthRow.state).is_(None), col(DeviceHealthRow.state) == state.value)
+    return DeviceHealthRow.state == state.value
 
 
 def list_devices(
@@ -331,8 +344,8 @@ def list_devices(
     after: str | None = None,
     offset: int = 0,
     district_codes: frozenset[str] | None = None,
-) -> tuple[list[tuple[Device, Commune, str | None]], int]:
-    """A page of devices ordered by code, with their commune and parent code, and the total.
+) -> tuple[list[DeviceRow], int]:
+    """A page of devices ordered by code, with their commune, parent code and health, and the total.
 
     Keyset pagination with `after` (the last code of the previous page) stays fast on any page;
     `offset` is there for tables that jump to a page number.
@@ -353,31 +366,53 @@ def list_devices(
         where.append(Device.active == filters.active)
     if filters.q and fold(filters.q):
         where.append(col(Device.search_text).like(like_pattern(filters.q), escape="\\"))
-    base = select(Device).join(Commune, col(Device.commune_code) == Commune.code).where(*where)
+    if filters.state is not None:
+        where.append(_health_condition(filters.state))
+    health_join = col(DeviceHealthRow.device_id) == Device.id
+    base = (
+        select(Device)
+        .join(Commune, col(Device.commune_code) == Commune.code)
+        .join(DeviceHealthRow, health_join, isouter=True)
+        .where(*where)
+    )
     total = session.exec(select(func.count()).select_from(base.subquery())).one()
     query = (
-        select(Device, Commune, parent.code)
+        select(Device, Commune, parent.code, DeviceHealthRow)
         .join(Commune, col(Device.commune_code) == Commune.code)
         .join(parent, col(Device.parent_id) == parent.id, isouter=True)
+        .join(DeviceHealthRow, health_join, isouter=True)
         .where(*where)
     )
     if after is not None:
         query = query.where(col(Device.code) > after)
     rows = session.exec(query.order_by(col(Device.code)).limit(limit).offset(offset)).all()
-    return [(d, c, p) for d, c, p in rows], total
+    return [(d, c, p, h) for d, c, p, h in rows], total
 
 
-def get_device(
-    code: str, *, session: Session, district_codes: frozenset[str] | None = None
-) -> tuple[Device, Commune, str | None]:
-    """One device with its commune and parent code; NotFound for an unknown code or one out of scope."""
+def get_device(code: str, *, session: Session, district_codes: frozenset[str] | None = None) -> DeviceRow:
+    """One device with its commune, parent code and health; NotFound for an unknown code or one out of scope."""
     parent = sa.orm.aliased(Device)
     row = session.exec(
-        select(Device, Commune, parent.code)
+        select(Device, Commune, parent.code, DeviceHealthRow)
         .join(Commune, col(Device.commune_code) == Commune.code)
         .join(parent, col(Device.parent_id) == parent.id, isouter=True)
+        .join(DeviceHealthRow, col(DeviceHealthRow.device_id) == Device.id, isouter=True)
         .where(Device.code == code)
     ).first()
     if row is None or (district_codes is not None and row[1].district_code not in district_codes):
         raise NotFound("device", code)
-    return row[0], row[1], row[2]
+    return row[0], row[1], row[2], row[3]
+
+
+def device_state_changes(
+    code: str, *, session: Session, district_codes: frozenset[str] | None = None, limit: int = 50
+) -> list[StateChange]:
+    """The device's latest state changes, newest first (NotFound as `get_device`)."""
+    device = get_device(code, session=session, district_codes=district_codes)[0]
+    query = (
+        select(StateChange)
+        .where(StateChange.device_id == device.id)
+        .order_by(col(StateChange.id).desc())
+        .limit(max(1, min(limit, 500)))
+    )
+    return list(session.exec(query))

@@ -6,6 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
+from monitor.health.states import DeviceState
 from monitor.inventory import service
 from monitor.inventory.choices import DeviceKind
 from monitor.inventory.schemas import (
@@ -16,6 +17,7 @@ from monitor.inventory.schemas import (
     DevicePage,
     DevicePublic,
     DistrictPublic,
+    StateChangePublic,
 )
 from monitor.web.deps import PrincipalDep, SessionDep
 
@@ -83,6 +85,7 @@ async def list_devices(
     commune: Code | None = None,
     kind: DeviceKind | None = None,
     active: bool | None = None,
+    state: Annotated[DeviceState | None, Query(description="current health, e.g. down: what is down now")] = None,
     q: SearchText = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     after: Annotated[
@@ -90,9 +93,9 @@ async def list_devices(
     ] = None,
     offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
 ) -> DevicePage:
-    """Devices ordered by code, filtered by district, commune, kind, and a text search ignoring accents
-    (`dinh lap` finds Đình Lập). Page with `after` (keyset) or `offset`."""
-    filters = service.DeviceFilter(district=district, commune=commune, kind=kind, q=q, active=active)
+    """Devices ordered by code, with their current health, filtered by district, commune, kind, state, and a
+    text search ignoring accents (`dinh lap` finds Đình Lập). Page with `after` (keyset) or `offset`."""
+    filters = service.DeviceFilter(district=district, commune=commune, kind=kind, q=q, active=active, state=state)
     rows, total = service.list_devices(
         filters,
         session=session,
@@ -101,12 +104,26 @@ async def list_devices(
         offset=offset,
         district_codes=principal.scope.district_codes,
     )
-    items = [DevicePublic.build(d, c, p) for d, c, p in rows]
+    items = [DevicePublic.build(d, c, p, h) for d, c, p, h in rows]
     next_after = items[-1].code if len(items) == limit else None
     return DevicePage(items=items, total=total, next_after=next_after)
 
 
 @router.get("/devices/{code}", response_model=DevicePublic)
 async def get_device(code: str, session: SessionDep, principal: PrincipalDep) -> DevicePublic:
-    """One device by its code."""
+    """One device by its code, with its current health."""
     return DevicePublic.build(*service.get_device(code, session=session, district_codes=principal.scope.district_codes))
+
+
+@router.get("/devices/{code}/state-changes", response_model=list[StateChangePublic])
+async def device_state_changes(
+    code: str,
+    session: SessionDep,
+    principal: PrincipalDep,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+) -> list[StateChangePublic]:
+    """The device's latest state changes, newest first: when it went down, came back, which faults."""
+    changes = service.device_state_changes(
+        code, session=session, district_codes=principal.scope.district_codes, limit=limit
+    )
+    return [StateChangePublic.build(change) for change in changes]
