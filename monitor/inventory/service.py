@@ -369,12 +369,10 @@ def list_devices(
     if filters.state is not None:
         where.append(_health_condition(filters.state))
     health_join = col(DeviceHealthRow.device_id) == Device.id
-    base = (
-        select(Device)
-        .join(Commune, col(Device.commune_code) == Commune.code)
-        .join(DeviceHealthRow, health_join, isouter=True)
-        .where(*where)
-    )
+    base = select(Device).join(Commune, col(Device.commune_code) == Commune.code)
+    if filters.state is not None:  # the count needs the health rows only to filter on them
+        base = base.join(DeviceHealthRow, health_join, isouter=True)
+    base = base.where(*where)
     total = session.exec(select(func.count()).select_from(base.subquery())).one()
     query = (
         select(Device, Commune, parent.code, DeviceHealthRow)
