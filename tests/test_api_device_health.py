@@ -116,3 +116,13 @@ def test_another_districts_devices_and_their_history_do_not_exist_for_an_officer
     assert cao_loc.get(f"/api/v1/devices/{STATION}").status_code == 404
     assert cao_loc.get(f"/api/v1/devices/{STATION}/state-changes").status_code == 404
     assert cao_loc.get("/api/v1/devices", params={"state": "down"}).json()["total"] == 0
+
+
+def test_districts_count_their_active_devices_by_state(admin: TestClient, cao_loc: TestClient) -> None:
+    districts = {d["code"]: d for d in admin.get("/api/v1/districts").json()}
+    dinh_lap = districts["189"]["devices_by_state"]
+    assert set(dinh_lap) == {"unknown", "up", "degraded", "down", "maintenance"}
+    assert (dinh_lap["down"], dinh_lap["degraded"], dinh_lap["maintenance"]) == (1, 1, 0)
+    assert sum(dinh_lap.values()) == districts["189"]["device_count"], "every active device once"
+    assert districts["183"]["devices_by_state"]["unknown"] == districts["183"]["device_count"]
+    assert [d["code"] for d in cao_loc.get("/api/v1/districts").json()] == ["183"]

@@ -22,6 +22,9 @@ class DistrictPublic(BaseModel):
     type: str
     commune_count: int
     device_count: int
+    devices_by_state: dict[str, int] = Field(
+        default_factory=dict, description="active devices by current state (unknown: never heard yet)"
+    )
 
 
 class CommunePublic(BaseModel):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date
@@ -219,6 +220,8 @@ class DistrictSummary:
     district: District
     commune_count: int
     device_count: int
+    #: Active devices by their current state (every state present, zeros too; never heard is unknown).
+    devices_by_state: dict[str, int] = field(default_factory=dict)
 
 
 def list_districts(*, session: Session, district_codes: frozenset[str] | None = None) -> list[DistrictSummary]:
@@ -237,10 +240,25 @@ def list_districts(*, session: Session, district_codes: frozenset[str] | None = 
             .group_by(col(Commune.district_code))
         ).all()
     )
+    by_state: dict[str, dict[str, int]] = defaultdict(lambda: {s.value: 0 for s in DeviceState})
+    state = sa.func.coalesce(col(DeviceHealthRow.state), DeviceState.UNKNOWN.value)
+    rows = session.exec(
+        select(Commune.district_code, state, func.count())
+        .select_from(Device)
+        .join(Commune, col(Device.commune_code) == Commune.code)
+        .join(DeviceHealthRow, col(DeviceHealthRow.device_id) == Device.id, isouter=True)
+        .where(col(Device.active).is_(True))
+        .group_by(col(Commune.district_code), state)
+    )
+    for district_code, state_value, count in rows:
+        by_state[district_code][state_value] = int(count)
     query = select(District).order_by(col(District.code))
     if district_codes is not None:
         query = query.where(col(District.code).in_(district_codes))
-    return [DistrictSummary(d, communes.get(d.code, 0), devices.get(d.code, 0)) for d in session.exec(query)]
+    return [
+        DistrictSummary(d, communes.get(d.code, 0), devices.get(d.code, 0), dict(by_state[d.code]))
+        for d in session.exec(query)
+    ]
 
 
 def get_district(code: str, *, session: Session, district_codes: frozenset[str] | None = None) -> District:

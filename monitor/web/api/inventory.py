@@ -33,7 +33,8 @@ SearchText = Annotated[
 
 @router.get("/districts", response_model=list[DistrictPublic])
 async def list_districts(session: SessionDep, principal: PrincipalDep) -> list[DistrictPublic]:
-    """Every district (or maintenance area), with its numbers of communes and devices."""
+    """Every district (or maintenance area), with its numbers of communes and devices, and its active devices
+    by current state: the province at a glance."""
     return [
         DistrictPublic(
             code=s.district.code,
@@ -41,6 +42,7 @@ async def list_districts(session: SessionDep, principal: PrincipalDep) -> list[D
             type=s.district.type,
             commune_count=s.commune_count,
             device_count=s.device_count,
+            devices_by_state=s.devices_by_state,
         )
         for s in service.list_districts(session=session, district_codes=principal.scope.district_codes)
     ]
