@@ -288,3 +288,32 @@ def test_the_expiry_is_a_rule_of_the_deployment(tmp_path: Path) -> None:
     path.write_text("alertmanager_stale_after_s: -1\n")
     with pytest.raises(ConfigError, match="alertmanager_stale_after_s"):
         load_rules(path)
+
+
+def test_concurrent_duplicate_deliveries_all_succeed_with_one_ticket(am_settings: Settings, province: Engine) -> None:
+    """An HA pair of Alertmanagers posts the same notification at the same moment (and retries)."""
+    barrier = threading.Barrier(6)
+    errors: list[BaseException] = []
+
+    def deliver() -> None:
+        try:
+            with Session(province) as session:
+                barrier.wait()
+                receive(
+                    parse_payload(payload("firing", T0)),
+                    session=session,
+                    now=T0,
+                    rules=AlertRules(),
+                    ticket_policy=TicketPolicy(),
+                )
+                session.commit()
+        except BaseException as exc:  # collected for the assertion below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=deliver) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert errors == []
+    assert tickets(province) == [("device:06613-CL01:clustersilent", "new", "alertmanager")]

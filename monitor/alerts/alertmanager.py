@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
+import sqlalchemy as sa
 from pydantic import BaseModel, ConfigDict, Field
 from sqlmodel import Session, col, select
 
@@ -34,6 +35,7 @@ from monitor.tickets.choices import ProblemScope, TicketSource
 from monitor.tickets.lifecycle import ProblemReport, open_or_update_tickets, problem_key, resolve_problem
 from monitor.tickets.policy import TicketPolicy
 
+RECEIVER_LOCK = 0x464C_414D  # PostgreSQL advisory lock key of the receiver ("FLAM")
 FIRING, RESOLVED, EXPIRED = "firing", "resolved", "expired"  # an alert's last state seen (EXPIRED: by us)
 SEVERITY_PRIORITY = {"critical": Priority.P1, "page": Priority.P1, "error": Priority.P2, "warning": Priority.P3}
 _KIND = re.compile(r"[^a-z0-9_]+")
@@ -133,8 +135,13 @@ def _repeated(alert: AmAlert, seen: AlertmanagerAlert | None) -> bool:
 def receive(
     payload: AmPayload, *, session: Session, now: datetime, rules: AlertRules, ticket_policy: TicketPolicy
 ) -> ReceiveResult:
-    """Apply one webhook delivery; the caller commits, then answers 2xx."""
-    begin_write(session.connection())
+    """Apply one webhook delivery; the caller commits, then answers 2xx.
+
+    Deliveries are applied one at a time: an HA pair posts the same notification at the same moment, and
+    two transactions that both found the alert new would both insert it (the second failing on the key).
+    SQLite's BEGIN IMMEDIATE already makes this the only writer; PostgreSQL takes an advisory lock.
+    """
+    _one_at_a_time(session)
     result = ReceiveResult()
     to_open: dict[str, tuple[_Identity, AmAlert]] = {}
     to_resolve: dict[str, _Identity] = {}
@@ -166,6 +173,14 @@ def receive(
     return result
 
 
+def _one_at_a_time(session: Session) -> None:
+    """Make this transaction the only one changing Alertmanager's alerts until it ends."""
+    connection = session.connection()
+    begin_write(connection)
+    if connection.dialect.name == "postgresql":
+        connection.execute(sa.select(sa.func.pg_advisory_xact_lock(RECEIVER_LOCK)))
+
+
 def expire_stale(
     *, session: Session, now: datetime, stale_after: timedelta, ticket_policy: TicketPolicy
 ) -> ReceiveResult:
@@ -174,7 +189,7 @@ def expire_stale(
     Their problems and tickets resolve with a note; an expired alert that Alertmanager sends again opens its
     problem again (and reopens or relinks its ticket, as any recurrence does). The caller commits.
     """
-    begin_write(session.connection())
+    _one_at_a_time(session)  # a delivery renewing an alert must not cross its expiry
     result = ReceiveResult()
     query = (
         select(AlertmanagerAlert)

@@ -634,6 +634,8 @@ class Dispatcher:
         """Resolve tickets whose problem is gone, open missing ones, close old resolved ones, mark breaches."""
         with Session(self.engine, expire_on_commit=False) as session:
             begin_write(session.connection())
+            # Alertmanager's first: it takes the receiver's lock before any ticket row, as deliveries do.
+            expired = self._reconcile_alertmanager(session, now)
             active = {
                 p.key: p
                 for p in session.exec(
@@ -656,7 +658,6 @@ class Dispatcher:
                 if problem is not None:
                     problem.ticket_code = outcome.ticket.code
                     session.add(problem)
-            expired = self._reconcile_alertmanager(session, now)
             close_resolved(now, session=session, policy=self.ticket_policy)
             mark_breaches(now, session=session, policy=self.ticket_policy)
             session.commit()
