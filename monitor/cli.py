@@ -113,6 +113,7 @@ def demo(
     typer.echo(f"open http://127.0.0.1:{port}/docs (API) — sign in with POST /api/v1/auth/login")
     typer.echo(f"demo users (password {DEMO_PASSWORD!r}): " + ", ".join(f"{p.username} ({p.role.value})" for p in CAST))
     typer.echo("inject a fault: monitor simulate inject --device 06613-CL01 --fault offline")
+    typer.echo(f"what is down now: GET http://127.0.0.1:{port}/api/v1/devices?state=down, or `monitor status`")
     typer.echo(
         f"Alertmanager webhook: POST http://127.0.0.1:{port}/api/v1/integrations/alertmanager "
         f"(bearer {settings.alertmanager_token.get_secret_value() if settings.alertmanager_token else '-'})"
@@ -167,6 +168,41 @@ def collect(
         _fail(f"--shard {shard!r}: give I/N with 0 <= I < N, e.g. 0/2")
     engine = _migrated_engine(settings)
     asyncio.run(run_collector(settings, engine, (index, count), metrics_port))
+
+
+@app.command()
+def status() -> None:
+    """The province at a glance: each district's active devices by state and its open tickets."""
+    import sqlalchemy as sa
+    from sqlmodel import col
+
+    from monitor.health.states import DeviceState
+    from monitor.inventory.service import list_districts
+    from monitor.tickets.models import Ticket
+    from monitor.tickets.store import OPEN
+
+    engine = _migrated_engine(_settings())
+    with session_scope(engine) as session:
+        districts = list_districts(session=session)
+        district = col(Ticket.district_code)
+        rows_open = session.execute(sa.select(district, sa.func.count()).where(OPEN).group_by(district))
+        open_tickets: dict[str, int] = {code: int(n) for code, n in rows_open}
+    states = [s.value for s in DeviceState]
+    header = ["district", *states, "tickets", "name"]
+    rows = [
+        [
+            d.district.code,
+            *(str(d.devices_by_state.get(s, 0)) for s in states),
+            str(open_tickets.get(d.district.code, 0)),
+            d.district.name,
+        ]
+        for d in districts
+    ]
+    totals = ["total", *(str(sum(d.devices_by_state.get(s, 0) for d in districts)) for s in states)]
+    rows.append([*totals, str(sum(open_tickets.values())), ""])
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header) - 1)]
+    for row in [header, *rows]:
+        typer.echo("  ".join(cell.rjust(width) for cell, width in zip(row, widths, strict=False)) + "  " + row[-1])
 
 
 @db_app.command("upgrade")

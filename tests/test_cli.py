@@ -54,6 +54,13 @@ def test_a_new_database_is_upgraded_then_the_province_and_a_fleet_are_loaded(run
     assert run("fleet", "export", "--format", "yaml", "-o", str(exported)).exit_code == 0
     assert "0 created, 0 updated, 4 unchanged" in run("fleet", "import", str(exported)).output
 
+    # the province at a glance: 11 districts and a total, the 4 devices never heard yet
+    lines = run("status").output.splitlines()
+    assert lines[0].split()[:7] == ["district", "unknown", "up", "degraded", "down", "maintenance", "tickets"]
+    assert len(lines) == 1 + 11 + 1
+    assert lines[-1].split() == ["total", "4", "0", "0", "0", "0", "0"]
+    assert any(line.split()[0] == "189" and line.endswith("Huyện Đình Lập") for line in lines)
+
 
 def test_a_fleet_file_with_errors_is_refused_whole_with_one_line_per_problem(run, tmp_path: Path) -> None:
     run("db", "upgrade")
