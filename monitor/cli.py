@@ -30,9 +30,11 @@ app = typer.Typer(
 db_app = typer.Typer(help="Database schema: upgrade it, or see where it stands.", no_args_is_help=True)
 fleet_app = typer.Typer(help="The province's units and the device inventory.", no_args_is_help=True)
 users_app = typer.Typer(help="People who use the service, their roles and districts.", no_args_is_help=True)
+tickets_app = typer.Typer(help="Repair tickets: housekeeping.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(fleet_app, name="fleet")
 app.add_typer(users_app, name="users")
+app.add_typer(tickets_app, name="tickets")
 app.add_typer(simulate_app, name="simulate")
 app.add_typer(dashboards_app, name="dashboards")
 
@@ -356,6 +358,28 @@ def users_add(
     except MonitorError as exc:
         _fail(str(exc))
     typer.echo(f"user {username} ({role_value.value}) added")
+
+
+@tickets_app.command("clean-attachments")
+def tickets_clean_attachments(
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="list what would be removed, remove nothing")] = False,
+    min_age_h: Annotated[float, typer.Option(help="leave files younger than this (hours)", min=0)] = 1.0,
+) -> None:
+    """Remove attachment files no ticket refers to (left by uploads whose transaction rolled back)."""
+    from monitor.tickets.attachments import orphan_files
+
+    settings = _settings()
+    engine = _migrated_engine(settings)
+    with session_scope(engine) as session:
+        orphans = orphan_files(settings.data_dir, session=session, min_age_s=min_age_h * 3600)
+    freed = 0
+    for path in orphans:
+        size = path.stat().st_size
+        if not dry_run:
+            path.unlink(missing_ok=True)
+        freed += size
+        typer.echo(f"{'would remove' if dry_run else 'removed'} {path}")
+    typer.echo(f"{len(orphans)} orphan files, {freed:,} bytes{' (dry run)' if dry_run else ''}")
 
 
 @users_app.command("list")

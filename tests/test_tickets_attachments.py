@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import struct
+import time
 import zlib
 from pathlib import Path
 from typing import Any
@@ -13,7 +15,7 @@ from sqlmodel import Session, select
 
 from monitor.errors import InvalidInput, NotFound
 from monitor.tickets import service
-from monitor.tickets.attachments import sniff_image
+from monitor.tickets.attachments import orphan_files, sniff_image
 from monitor.tickets.models import Ticket, TicketAttachment
 from monitor.tickets.policy import TicketPolicy
 from monitor.tickets.schemas import TicketAttachmentPublic
@@ -183,3 +185,36 @@ def test_an_empty_file_or_an_unknown_ticket_is_refused(session: Session, ticket:
             actor=None,
             now=T0,
         )
+
+
+def test_files_no_ticket_refers_to_are_found_once_old_enough_and_cleaned_by_the_cli(
+    session: Session, ticket: Ticket, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    kept = save(session, ticket, tmp_path, "cột loa.png", png())
+    session.commit()
+    folder = tmp_path / "attachments" / ticket.code
+    rolled_back = folder / "0123456789abcdef.png"  # an upload whose transaction was rolled back
+    rolled_back.write_bytes(png())
+    cut_short = folder / "fedcba9876543210.part"
+    cut_short.write_bytes(b"\xff\xd8\xff")
+    fresh = folder / "a-upload-being-committed.jpg"
+    fresh.write_bytes(jpeg())
+    two_hours_ago = time.time() - 7200
+    for path in (tmp_path / kept.path, rolled_back, cut_short):
+        os.utime(path, (two_hours_ago, two_hours_ago))
+
+    assert orphan_files(tmp_path, session=session) == sorted([rolled_back, cut_short])
+    assert orphan_files(tmp_path / "elsewhere", session=session) == []
+
+    from typer.testing import CliRunner
+
+    from monitor.cli import app
+
+    monkeypatch.setenv("MONITOR_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("MONITOR_DATABASE_URL", session.get_bind().url.render_as_string(hide_password=False))
+    dry = CliRunner().invoke(app, ["tickets", "clean-attachments", "--dry-run"])
+    assert dry.exit_code == 0 and "2 orphan files" in dry.output and rolled_back.exists()
+    done = CliRunner().invoke(app, ["tickets", "clean-attachments"])
+    assert done.exit_code == 0, done.output
+    assert not rolled_back.exists() and not cut_short.exists()
+    assert (tmp_path / kept.path).exists() and fresh.exists(), "what a ticket names, and a fresh upload, stay"

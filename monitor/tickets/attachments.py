@@ -2,8 +2,8 @@
 
 Files live under `{data_dir}/attachments/{ticket code}/{uuid}.{ext}`, written whole then renamed, so a
 reader never sees half a photo; the row keeps the path relative to the data folder and the SHA-256.
-If the transaction is rolled back after the file was written, the file stays as an orphan: harmless,
-and a cleanup can compare the folder with the rows.
+If the transaction is rolled back after the file was written, the file stays as an orphan:
+`orphan_files` compares the folder with the rows and `monitor tickets clean-attachments` removes them.
 """
 
 from __future__ import annotations
@@ -11,11 +11,12 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import time
 import uuid
 from datetime import datetime
 from pathlib import Path, PurePosixPath, PureWindowsPath
 
-from sqlmodel import Session
+from sqlmodel import Session, col, select
 
 from monitor.errors import InvalidInput, Problem
 from monitor.tickets.choices import EventKind
@@ -119,3 +120,24 @@ def save_attachment(
         note=f"{content_type}, {len(data):,} bytes",
     )
     return attachment
+
+
+def orphan_files(data_dir: Path, *, session: Session, min_age_s: float = 3600.0) -> list[Path]:
+    """Files under `{data_dir}/attachments` that no attachment row names, older than `min_age_s`.
+
+    Left by uploads whose transaction rolled back (and `.part` files of writes cut short). The age keeps an
+    upload that is being committed right now out of the list.
+    """
+    root = Path(data_dir) / "attachments"
+    if not root.is_dir():
+        return []
+    known = set(session.exec(select(col(TicketAttachment.path))))
+    deadline = time.time() - min_age_s
+    orphans = []
+    for path in sorted(root.rglob("*")):
+        if not path.is_file() or path.is_symlink():
+            continue
+        relative = path.relative_to(data_dir).as_posix()
+        if relative not in known and path.stat().st_mtime < deadline:
+            orphans.append(path)
+    return orphans
