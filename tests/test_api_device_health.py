@@ -126,3 +126,18 @@ def test_districts_count_their_active_devices_by_state(admin: TestClient, cao_lo
     assert sum(dinh_lap.values()) == districts["189"]["device_count"], "every active device once"
     assert districts["183"]["devices_by_state"]["unknown"] == districts["183"]["device_count"]
     assert [d["code"] for d in cao_loc.get("/api/v1/districts").json()] == ["183"]
+
+
+def test_longest_in_their_state_first_puts_the_oldest_outage_on_top(admin: TestClient, judged: dict[str, int]) -> None:
+    def codes(**params: str) -> list[str]:
+        return [d["code"] for d in admin.get("/api/v1/devices", params={"limit": 1000, **params}).json()["items"]]
+
+    up_since_the_start = sorted(set(judged) - {STATION, CLUSTER})
+    assert codes(commune="06613", order="longest") == [*up_since_the_start, CLUSTER, STATION]
+    everyone = codes(district="189", order="longest")
+    assert everyone[: len(judged)] == [*up_since_the_start, CLUSTER, STATION], "never heard come last"
+    page = admin.get("/api/v1/devices", params={"order": "longest", "limit": 2}).json()
+    assert page["next_after"] is None, "that order pages with offset"
+    refused = admin.get("/api/v1/devices", params={"order": "longest", "after": "06613-ST"})
+    assert refused.status_code == 422 and "after" in refused.text
+    assert admin.get("/api/v1/devices", params={"order": "sideways"}).status_code == 422

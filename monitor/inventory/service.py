@@ -342,6 +342,7 @@ class DeviceFilter:
     q: str | None = None
     active: bool | None = None
     state: DeviceState | None = None  # `unknown` also finds devices never judged (no health row yet)
+    longest_first: bool = False  # by how long they have been in their state (oldest `since` first), not by code
 
 
 #: A device as listed: itself, its commune, its parent's code, and its current health (None: never judged).
@@ -366,7 +367,9 @@ def list_devices(
     """A page of devices ordered by code, with their commune, parent code and health, and the total.
 
     Keyset pagination with `after` (the last code of the previous page) stays fast on any page;
-    `offset` is there for tables that jump to a page number.
+    `offset` is there for tables that jump to a page number. With `filters.longest_first` the order is
+    by how long each device has been in its state (`state=down` then reads as the oldest outages first;
+    never judged last), then by code; page that order with `offset`.
     """
     parent = sa.orm.aliased(Device)
     where: list[Any] = []
@@ -401,7 +404,10 @@ def list_devices(
     )
     if after is not None:
         query = query.where(col(Device.code) > after)
-    rows = session.exec(query.order_by(col(Device.code)).limit(limit).offset(offset)).all()
+    order: list[Any] = [col(Device.code)]
+    if filters.longest_first:
+        order = [col(DeviceHealthRow.since).is_(None), col(DeviceHealthRow.since), *order]
+    rows = session.exec(query.order_by(*order).limit(limit).offset(offset)).all()
     return [(d, c, p, h) for d, c, p, h in rows], total
 
 

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query
 
+from monitor.errors import InvalidInput, Problem
 from monitor.health.states import DeviceState
 from monitor.inventory import service
 from monitor.inventory.choices import DeviceKind
@@ -88,6 +89,10 @@ async def list_devices(
     kind: DeviceKind | None = None,
     active: bool | None = None,
     state: Annotated[DeviceState | None, Query(description="current health, e.g. down: what is down now")] = None,
+    order: Annotated[
+        Literal["code", "longest"],
+        Query(description="code, or longest: longest in its state first (with state=down: the oldest outages)"),
+    ] = "code",
     q: SearchText = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     after: Annotated[
@@ -97,7 +102,11 @@ async def list_devices(
 ) -> DevicePage:
     """Devices ordered by code, with their current health, filtered by district, commune, kind, state, and a
     text search ignoring accents (`dinh lap` finds Đình Lập). Page with `after` (keyset) or `offset`."""
-    filters = service.DeviceFilter(district=district, commune=commune, kind=kind, q=q, active=active, state=state)
+    if order == "longest" and after is not None:
+        raise InvalidInput("`after` pages the order by code", [Problem("after", "use offset with order=longest")])
+    filters = service.DeviceFilter(
+        district=district, commune=commune, kind=kind, q=q, active=active, state=state, longest_first=order == "longest"
+    )
     rows, total = service.list_devices(
         filters,
         session=session,
@@ -107,7 +116,7 @@ async def list_devices(
         district_codes=principal.scope.district_codes,
     )
     items = [DevicePublic.build(d, c, p, h) for d, c, p, h in rows]
-    next_after = items[-1].code if len(items) == limit else None
+    next_after = items[-1].code if len(items) == limit and order == "code" else None
     return DevicePage(items=items, total=total, next_after=next_after)
 
 
