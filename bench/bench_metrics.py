@@ -33,7 +33,6 @@ import json
 import os
 import random
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
@@ -61,7 +60,7 @@ from monitor.health.machine import DeviceHealth  # noqa: E402
 from monitor.health.models import DeviceHealthRow  # noqa: E402
 from monitor.inventory.models import Commune, Device  # noqa: E402
 from monitor.inventory.units import init_province, load_units  # noqa: E402
-from tests.peers import free_port  # noqa: E402
+from tests.peers import free_port, stop_process  # noqa: E402
 
 SECRET = "bench-secret-key-not-a-placeholder"
 KINDS = ["radio_cluster"] * 8 + ["bulletin_board", "station_controller"]
@@ -249,12 +248,7 @@ def web_server(engine: Engine, folder: Path) -> Iterator[str]:
             raise RuntimeError("the web app did not answer within 60 s")
         yield base
     finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
+        stop_process(process, grace_s=10)
 
 
 def fetch_metrics(base: str) -> tuple[float, int]:
@@ -340,12 +334,7 @@ def measure_with_prometheus(base: str, folder: Path, seconds: float) -> dict[str
                 results[name] = float(result[0]["value"][1]) if result else None
         return results
     finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
+        stop_process(process, grace_s=20)
         log.close()
 
 

@@ -19,7 +19,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import Self
+from typing import Any, Self
 
 SNMP_COMMUNITY = "public"
 SNMP_V3_USER = "monitor"
@@ -38,6 +38,17 @@ def free_port(kind: socket.SocketKind = socket.SOCK_STREAM) -> int:
         return int(s.getsockname()[1])
 
 
+def stop_process(process: subprocess.Popen[Any], grace_s: float = 10) -> None:
+    """End a process we started, by its pid only: SIGTERM, then SIGKILL if it is still there after `grace_s`."""
+    if process.poll() is None:
+        os.kill(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=grace_s)
+        except subprocess.TimeoutExpired:
+            os.kill(process.pid, signal.SIGKILL)
+            process.wait(timeout=5)
+
+
 @dataclass
 class Peer:
     """A peer process: its port, its folder and log; `stop()` ends it by its pid."""
@@ -51,13 +62,7 @@ class Peer:
 
     def stop(self) -> None:
         """SIGTERM the process (its pid only), SIGKILL it after 5 s."""
-        if self.process.poll() is None:
-            os.kill(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                os.kill(self.process.pid, signal.SIGKILL)
-                self.process.wait(timeout=5)
+        stop_process(self.process, grace_s=5)
 
     def log_text(self) -> str:
         """What the peer wrote to its log so far."""

@@ -21,10 +21,8 @@ Nothing is skipped: without the Debian packages these tests fail and name script
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -42,7 +40,7 @@ import yaml
 from monitor.dashboards import read_dashboards
 from monitor.grafana import expressions
 from tests.live_fleet import METRICS_TOKEN
-from tests.peers import free_port
+from tests.peers import free_port, stop_process
 from tests.recording_server import RecordingServer
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -100,13 +98,7 @@ def test_amtool_accepts_the_alertmanager_configuration() -> None:
 
 def _stop(process: subprocess.Popen[Any]) -> None:
     """SIGTERM the process by its pid, SIGKILL it after 15 s."""
-    if process.poll() is None:
-        os.kill(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.kill(process.pid, signal.SIGKILL)
-            process.wait(timeout=5)
+    stop_process(process, grace_s=15)
 
 
 def _get_json(url: str, timeout_s: float = 10) -> Any:
