@@ -85,6 +85,12 @@ class _DeviceFacts:
     flapping: bool
 
 
+def _subject(problem: Any, kinds: dict[int | None, str]) -> Subject:
+    """What a maintenance window may cover, of a problem (an AlertProblem or a row with its columns)."""
+    device_code = problem.scope_code if problem.scope == ProblemScope.DEVICE.value else None
+    return Subject(device_code, problem.commune_code, problem.district_code, kinds.get(problem.device_id))
+
+
 class Dispatcher:
     """Turns state changes into problems, tickets and notifications (see the module docstring)."""
 
@@ -296,9 +302,7 @@ class Dispatcher:
         for row in rows:
             reason = row.suppression_reason
             if reason == SuppressionReason.MAINTENANCE:
-                device_code = row.scope_code if row.scope == ProblemScope.DEVICE.value else None
-                subject = Subject(device_code, row.commune_code, row.district_code, kinds.get(row.device_id))
-                still = muting(windows, [subject]) is not None
+                still = muting(windows, [_subject(row, kinds)]) is not None
             elif reason == SuppressionReason.GROUPED:
                 still = row.suppressed_by in open_keys
             elif reason == SuppressionReason.PARENT_DOWN:
@@ -342,14 +346,6 @@ class Dispatcher:
         )
         return {problem_key(ProblemScope.DEVICE, code, OFFLINE) for code in rows}
 
-    def _subject(self, session: Session, problem: AlertProblem) -> Subject:
-        kind = None
-        if problem.device_id is not None:
-            device = session.get(Device, problem.device_id)
-            kind = device.kind if device is not None else None
-        device_code = problem.scope_code if problem.scope == ProblemScope.DEVICE.value else None
-        return Subject(device_code, problem.commune_code, problem.district_code, kind)
-
     # --- due problems: mute, group, explain by a parent, or activate ---------------------------
 
     def _activate_due(self, session: Session, now: datetime, report: CycleReport) -> None:
@@ -363,10 +359,11 @@ class Dispatcher:
         if not due:
             return
         windows = open_windows(now, session=session)
+        kinds = self._device_kinds(session, [p.device_id for p in due if p.device_id is not None]) if windows else {}
         activate: list[AlertProblem] = []
         remaining: list[AlertProblem] = []
         for problem in due:
-            if windows and muting(windows, [self._subject(session, problem)]):
+            if windows and muting(windows, [_subject(problem, kinds)]):
                 self._suppress(session, problem, SuppressionReason.MAINTENANCE, None, now, report)
             else:
                 remaining.append(problem)

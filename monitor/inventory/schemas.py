@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, computed_field
 
 from monitor.health.models import DeviceHealthRow, StateChange
 from monitor.health.states import DeviceState, fault_label
@@ -101,8 +101,6 @@ class DeviceHealthPublic(BaseModel):
     """What health judged about a device: its state since when, its faults, when it was last heard."""
 
     state: DeviceState
-    state_label_vi: str
-    state_label_en: str
     since: datetime | None = None
     faults: list[FaultPublic] = Field(default_factory=list)
     flapping: bool = False
@@ -112,17 +110,23 @@ class DeviceHealthPublic(BaseModel):
     latency_s: float | None = None
     readings: dict[str, Any] = Field(default_factory=dict)
 
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def state_label_vi(self) -> str:
+        return self.state.label_vi
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def state_label_en(self) -> str:
+        return self.state.label_en
+
     @classmethod
     def build(cls, row: DeviceHealthRow | None) -> DeviceHealthPublic:
         """A device's health; one never judged is `unknown`."""
         if row is None:
-            unknown = DeviceState.UNKNOWN
-            return cls(state=unknown, state_label_vi=unknown.label_vi, state_label_en=unknown.label_en)
-        state = DeviceState(row.state)
+            return cls(state=DeviceState.UNKNOWN)
         return cls(
-            state=state,
-            state_label_vi=state.label_vi,
-            state_label_en=state.label_en,
+            state=DeviceState(row.state),
             since=row.since,
             faults=[FaultPublic.of(code) for code in row.faults],
             flapping=row.flapping,
