@@ -33,7 +33,7 @@ as state-change rows (the outbox). The rules:
 from __future__ import annotations
 
 import types
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -242,7 +242,11 @@ def observe(
 
 
 def tick(
-    health: DeviceHealth, now: datetime, expected_interval_s: float, policy: HealthPolicy = DEFAULT_POLICY
+    health: DeviceHealth,
+    now: datetime,
+    expected_interval_s: float,
+    policy: HealthPolicy = DEFAULT_POLICY,
+    excused: Sequence[tuple[datetime, datetime]] = (),
 ) -> tuple[DeviceHealth, list[Transition]]:
     """Count the heartbeats a push device missed up to `now`, each as one failure.
 
@@ -251,6 +255,10 @@ def tick(
     `interval + grace` has passed without news, then one more each `interval`. Each missed one is
     counted once however often `tick` is called (`silence_counted_until` is the deadline of the
     last one counted, and counting resumes from there), and its failure is dated at its deadline.
+
+    `excused` are periods when the service itself could not hear (its collector stalled, its database
+    away, its ingest silent): silence in them is not the device's, so every deadline after one is
+    pushed back by the part of it that fell in the device's silence. Without them, nothing changes.
     """
     _require_aware("now", now)
     if not expected_interval_s > 0:
@@ -265,16 +273,20 @@ def tick(
     base = (
         counted if counted is not None and counted >= anchor else anchor + timedelta(seconds=policy.heartbeat_grace_s)
     )
-    if now <= base + interval:
+    # Excused time is taken out of the silence: measure it on a clock that stops during those periods.
+    silence_start = counted if counted is not None and counted >= anchor else anchor
+    periods = _excused_after(excused, silence_start) if excused else []
+    virtual_now = now - _excused_within(periods, silence_start, now) if periods else now
+    if virtual_now <= base + interval:
         return health, []
     # Heartbeat k is missed when base + k * interval < now: silence *beyond* the deadline.
-    missed = (now - base - timedelta(microseconds=1)) // interval
+    missed = (virtual_now - base - timedelta(microseconds=1)) // interval
     transitions: list[Transition] = []
     k = 1
     # One at a time until down (each may be a transition), then the rest at once: a month of
     # silence must not cost a month of iterations.
     while k <= missed and health.true_state is not DeviceState.DOWN:
-        health, changed = _fail(health, base + k * interval, NO_HEARTBEAT, policy)
+        health, changed = _fail(health, _real(periods, silence_start, base + k * interval), NO_HEARTBEAT, policy)
         transitions += changed
         k += 1
     if k <= missed:
@@ -284,10 +296,31 @@ def tick(
             consecutive_successes=0,
             last_error=NO_HEARTBEAT,
         )
-    health = replace(health, silence_counted_until=base + missed * interval)
+    health = replace(health, silence_counted_until=_real(periods, silence_start, base + missed * interval))
     # Failures are dated at their deadlines, before `now`: age again so that a second tick at the
     # same `now` finds nothing left to do.
     return _age(health, now, policy), transitions
+
+
+def next_silence_deadline(
+    health: DeviceHealth,
+    expected_interval_s: float,
+    policy: HealthPolicy = DEFAULT_POLICY,
+    excused: Sequence[tuple[datetime, datetime]] = (),
+) -> datetime | None:
+    """When `tick` will next count a missed heartbeat of this silent device (None: never heard nor watched)."""
+    anchor = health.last_observation_at or health.since
+    if anchor is None:
+        return None
+    counted = health.silence_counted_until
+    interval = timedelta(seconds=expected_interval_s)
+    if counted is not None and counted >= anchor:
+        silence_start, base = counted, counted
+    else:
+        silence_start, base = anchor, anchor + timedelta(seconds=policy.heartbeat_grace_s)
+    if not excused:
+        return base + interval
+    return _real(_excused_after(excused, silence_start), silence_start, base + interval)
 
 
 def set_maintenance(
@@ -438,6 +471,37 @@ def _not_before_since(health: DeviceHealth, at: datetime) -> datetime:
     return at if health.since is None or at >= health.since else health.since
 
 
+def _excused_after(excused: Sequence[tuple[datetime, datetime]], start: datetime) -> list[tuple[datetime, datetime]]:
+    """The excused periods after `start`, clipped to it, sorted and joined where they overlap."""
+    joined: list[tuple[datetime, datetime]] = []
+    for begin, end in sorted((max(b, start), e) for b, e in excused if e > start):
+        if joined and begin <= joined[-1][1]:
+            joined[-1] = (joined[-1][0], max(joined[-1][1], end))
+        else:
+            joined.append((begin, end))
+    return joined
+
+
+def _excused_within(periods: Sequence[tuple[datetime, datetime]], start: datetime, end: datetime) -> timedelta:
+    """How much of [start, end] the (joined, clipped) periods cover."""
+    total = timedelta(0)
+    for begin, finish in periods:
+        if finish > start and begin < end:
+            total += min(finish, end) - max(begin, start)
+    return total
+
+
+def _real(periods: Sequence[tuple[datetime, datetime]], start: datetime, virtual: datetime) -> datetime:
+    """The real time at which the stopped clock of `_excused_within` (started at `start`) shows `virtual`."""
+    at, remaining = start, virtual - start
+    for begin, finish in periods:
+        if at + remaining <= begin:
+            break
+        remaining -= max(timedelta(0), begin - at)
+        at = max(at, finish)
+    return at + remaining
+
+
 def _age(health: DeviceHealth, now: datetime, policy: HealthPolicy) -> DeviceHealth:
     """Forget changes that left the flap window and clear the flag after a long enough quiet."""
     window_start = now - timedelta(seconds=policy.flap_window_s)
@@ -457,6 +521,7 @@ __all__ = [
     "Observation",
     "Transition",
     "collector_blind",
+    "next_silence_deadline",
     "observe",
     "set_maintenance",
     "tick",

@@ -13,7 +13,7 @@ import logging
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -27,6 +27,7 @@ from monitor.health.machine import (
     HealthPolicy,
     Observation,
     Transition,
+    next_silence_deadline,
     observe,
     tick,
 )
@@ -42,6 +43,22 @@ CHANGES = StateChange.__table__  # type: ignore[attr-defined]
 DEVICES = Device.__table__  # type: ignore[attr-defined]
 PUSH_PROTOCOLS = frozenset({Protocol.MQTT.value, Protocol.HEARTBEAT.value})
 _CHUNK = 500  # ids per IN (...) clause: well under SQLite's and PostgreSQL's parameter limits
+#: Periods when the service could not hear (start, end): silence in them is not counted (see `tick`).
+Excused = Sequence[tuple[datetime, datetime]]
+#: Shown states of push devices expected to keep reporting (for judging the ingest, see `ingest_facts`).
+REPORTING_STATES = (DeviceState.UP.value, DeviceState.DEGRADED.value, DeviceState.MAINTENANCE.value)
+
+
+@dataclass(frozen=True, slots=True)
+class IngestFacts:
+    """What the database says of one push protocol's ingest: the newest observation of any of its devices,
+    the oldest of those newer than a given time, and how many devices are expected to report (with the
+    longest interval among them)."""
+
+    last_heard: datetime | None
+    first_heard_after: datetime | None
+    expected: int
+    longest_interval_s: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,16 +84,13 @@ def _chunks(ids: Sequence[int]) -> Iterable[Sequence[int]]:
         yield ids[start : start + _CHUNK]
 
 
-def _silence_deadline(health: DeviceHealth, protocol: str, interval_s: int, policy: HealthPolicy) -> datetime | None:
+def _silence_deadline(
+    health: DeviceHealth, protocol: str, interval_s: int, policy: HealthPolicy, excused: Excused = ()
+) -> datetime | None:
     """When a silent push device next counts a missed heartbeat; None for polled or down devices."""
     if protocol not in PUSH_PROTOCOLS or health.true_state is DeviceState.DOWN:
         return None
-    if health.silence_counted_until is not None:
-        return health.silence_counted_until + timedelta(seconds=interval_s)
-    base = health.last_observation_at or health.since
-    if base is None:
-        return None
-    return base + timedelta(seconds=interval_s + policy.heartbeat_grace_s)
+    return next_silence_deadline(health, interval_s, policy, excused)
 
 
 class HealthStore:
@@ -130,6 +144,7 @@ class HealthStore:
         protocol: str,
         interval_s: int,
         now: datetime,
+        excused: Excused = (),
     ) -> dict[str, Any]:
         values: dict[str, Any] = {
             "device_id": device_id,
@@ -140,7 +155,7 @@ class HealthStore:
             "last_seen": health.last_seen,
             "last_observation_at": health.last_observation_at,
             "last_error": (health.last_error or None) and health.last_error[:300],
-            "silence_deadline": _silence_deadline(health, protocol, interval_s, self.policy),
+            "silence_deadline": _silence_deadline(health, protocol, interval_s, self.policy, excused),
             "data": health.to_dict(),
             "updated_at": now,
         }
@@ -153,7 +168,12 @@ class HealthStore:
         return values
 
     def _save(
-        self, connection: Connection, judged: Sequence[_Judged], transitions: Sequence[DeviceTransition], now: datetime
+        self,
+        connection: Connection,
+        judged: Sequence[_Judged],
+        transitions: Sequence[DeviceTransition],
+        now: datetime,
+        excused: Excused = (),
     ) -> None:
         with_readings = [
             self._row_values(j.device_id, j.after, j.latest, j.protocol, j.interval_s, now)
@@ -164,7 +184,7 @@ class HealthStore:
         for j in judged:
             if j.latest is not None and j.latest.reachable:
                 continue
-            values = self._row_values(j.device_id, j.after, None, j.protocol, j.interval_s, now)
+            values = self._row_values(j.device_id, j.after, None, j.protocol, j.interval_s, now, excused)
             values.pop("readings")  # a failure keeps the last readings known
             values.pop("latency_s")
             without_readings.append(values)
@@ -237,12 +257,18 @@ class HealthStore:
         return transitions
 
     def tick_silent(
-        self, now: datetime | None = None, limit: int = 5000, protocols: Iterable[str] = PUSH_PROTOCOLS
+        self,
+        now: datetime | None = None,
+        limit: int = 5000,
+        protocols: Iterable[str] = PUSH_PROTOCOLS,
+        excused: Excused = (),
     ) -> list[DeviceTransition]:
         """Count missed heartbeats of push devices whose silence deadline has passed.
 
         `protocols` leaves some out, e.g. MQTT devices while the collector cannot reach the broker:
-        their silence says nothing about them then.
+        their silence says nothing about them then. `excused` are periods when the service itself could
+        not hear (its loop stalled, its database away, its ingest silent): they are taken out of every
+        device's silence, and the deadlines saved are pushed back by them.
         """
         now = now or utcnow()
         protocols = frozenset(protocols) & PUSH_PROTOCOLS
@@ -267,12 +293,43 @@ class HealthStore:
                     after = before  # no longer a watched push device: saving clears its deadline
                     protocol = Protocol.HTTP.value
                 else:
-                    after, changed = tick(before, now, row.interval_s, self.policy)
+                    after, changed = tick(before, now, row.interval_s, self.policy, excused)
                     transitions += [DeviceTransition(row.device_id, t) for t in changed]
                     protocol = row.protocol
                 judged.append(_Judged(row.device_id, protocol, row.interval_s, before, after, None))
-            self._save(connection, judged, transitions, now)
+            self._save(connection, judged, transitions, now, excused)
         return transitions
+
+    def ingest_facts(self, protocol: str, after: datetime | None = None) -> IngestFacts:
+        """How the heartbeats of one push protocol reach the database (for `IngestWatch`), in one read.
+
+        Devices of the protocol that are active and have a health row count; `after` picks the oldest
+        newest-observation later than it (the first device heard again after a gap).
+        """
+        reporting = HEALTH.c.state.in_(REPORTING_STATES)
+        first_after = (
+            sa.func.min(sa.case((HEALTH.c.last_observation_at > after, HEALTH.c.last_observation_at)))
+            if after is not None
+            else sa.null()
+        )
+        query = (
+            sa.select(
+                sa.func.max(HEALTH.c.last_observation_at).label("last_heard"),
+                first_after.label("first_after"),
+                sa.func.count().filter(reporting).label("expected"),
+                sa.func.max(sa.case((reporting, DEVICES.c.interval_s))).label("longest"),
+            )
+            .select_from(HEALTH.join(DEVICES, DEVICES.c.id == HEALTH.c.device_id))
+            .where(DEVICES.c.protocol == protocol, DEVICES.c.active.is_(True))
+        )
+        with self.engine.connect() as connection:
+            row = connection.execute(query).one()
+        return IngestFacts(
+            last_heard=_as_utc(row.last_heard),
+            first_heard_after=_as_utc(row.first_after),
+            expected=int(row.expected or 0),
+            longest_interval_s=int(row.longest or 0),
+        )
 
     def start_watching(self, device_ids: Sequence[int], now: datetime | None = None) -> None:
         """Give push devices never heard a health row, so that their silence is counted from now."""
@@ -288,6 +345,14 @@ class HealthStore:
             initial = DeviceHealth.initial(since=now)
             judged = [_Judged(i, p, s, initial, initial, None) for i, (p, s) in info.items()]
             self._save(connection, judged, [], now)
+
+
+def _as_utc(value: Any) -> datetime | None:
+    """An aggregate's datetime as an aware UTC datetime (SQLite returns aggregates of dates as text)."""
+    if value is None:
+        return None
+    parsed: datetime = datetime.fromisoformat(value) if isinstance(value, str) else value
+    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
 
 
 def policy_from_settings(settings: Settings) -> HealthPolicy:
