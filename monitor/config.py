@@ -53,8 +53,43 @@ class Settings(BaseSettings):
     sqlite_busy_timeout_ms: int = Field(default=5000, ge=0)
     database_pool_size: int = Field(default=10, ge=1)
 
+    database_pool_timeout_s: float = Field(
+        default=2.0, gt=0, le=60, description="how long a request waits for a free database connection before a 503"
+    )
+
     cookie_secure: bool = Field(default=True, description="send the session cookie over HTTPS only")
     session_hours: float = Field(default=12, gt=0, le=24 * 30)
+
+    # --- the web process under load and abuse ---
+    web_threads: int = Field(default=40, ge=2, le=1000, description="threads that run the requests' database work")
+    web_max_body_bytes: int = Field(
+        default=1024 * 1024, ge=1024, description="largest request body (JSON, forms); 413 beyond, before parsing"
+    )
+    web_max_upload_bytes: int = Field(
+        default=12 * 1024 * 1024, ge=1024, description="largest body of an upload (photos, fleet files)"
+    )
+    web_header_timeout_s: float = Field(
+        default=10.0, gt=0, le=300, description="a client must send its request line and headers within this"
+    )
+    web_body_idle_timeout_s: float = Field(
+        default=10.0, gt=0, le=300, description="a client sending its body may pause at most this long"
+    )
+    web_body_timeout_s: float = Field(
+        default=60.0, gt=0, le=3600, description="a whole request body must arrive within this (uploads: 5 times)"
+    )
+    web_client_max_receiving: int = Field(
+        default=16, ge=1, description="requests of one address that may be sending their bodies at once"
+    )
+    web_client_max_active: int = Field(
+        default=16, ge=1, description="requests of one address being worked on at once; more wait their turn"
+    )
+    web_queue_timeout_s: float = Field(
+        default=5.0, gt=0, le=120, description="how long a request waits its turn (its address's share) before a 503"
+    )
+    web_max_connections: int = Field(default=2000, ge=10, description="open connections before new ones get a 503")
+    shutdown_timeout_s: float = Field(
+        default=8.0, gt=0, le=60, description="after SIGTERM, the process ends within this whatever it is doing"
+    )
 
     # --- alerts and tickets ---
     alertmanager_token: SecretStr | None = Field(
@@ -95,6 +130,27 @@ class Settings(BaseSettings):
     successes_to_up: int = Field(default=2, ge=1, le=100)
     heartbeat_grace_s: float = Field(default=30.0, ge=0)
     heartbeat_max_bytes: int = Field(default=64 * 1024, ge=1024)
+
+    # --- the collector watching itself: its own stalls are never the devices' fault ---
+    collector_stall_s: float = Field(
+        default=2.0,
+        gt=0,
+        description="event-loop lag or poll-slot lateness counted as the collector's own stall "
+        "(healthy pauses measured under 0.8 s; a longer block already times polls out)",
+    )
+    collector_write_stall_s: float = Field(
+        default=10.0,
+        gt=0,
+        description="time without a successful save counted as a database stall (beyond SQLite's 5 s busy wait)",
+    )
+    collector_ingest_min_devices: int = Field(
+        default=20,
+        ge=1,
+        description="push devices of a protocol expected to report before a fleet-wide silence is blamed on the ingest",
+    )
+    collector_stop_timeout_s: float = Field(
+        default=5.0, gt=0, description="how long a stopping collector tries to save what it heard"
+    )
 
     @field_validator("database_url")
     @classmethod

@@ -84,10 +84,15 @@ def make_engine(settings: Settings) -> Engine:
         engine = sa.create_engine(
             url,
             connect_args={"check_same_thread": False, "timeout": settings.sqlite_busy_timeout_ms / 1000},
+            pool_size=settings.database_pool_size,
+            pool_timeout=settings.database_pool_timeout_s,
         )
         sa.event.listen(engine, "connect", _on_sqlite_connect(settings.sqlite_busy_timeout_ms))
         return engine
-    return sa.create_engine(url, pool_size=settings.database_pool_size, pool_pre_ping=True)
+    # A request waits at most pool_timeout for a connection, then answers 503 (web/problems.py).
+    return sa.create_engine(
+        url, pool_size=settings.database_pool_size, pool_timeout=settings.database_pool_timeout_s, pool_pre_ping=True
+    )
 
 
 @contextmanager

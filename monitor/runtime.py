@@ -1,7 +1,7 @@
 """How the processes run: the web server, a collector, and the demo that runs everything in one process.
 
-Each function owns the life of its parts: start in order, stop in reverse on Ctrl-C or SIGTERM
-(uvicorn's signal handling ends `serve()`; a collector waits on the same signals).
+Each function owns the life of its parts: start in order, stop in reverse on Ctrl-C or SIGTERM, and end
+within `shutdown_timeout_s` whatever happens (`monitor.shutdown.Stopper`, which says what it could not save).
 """
 
 from __future__ import annotations
@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import signal
 import time
 from collections.abc import AsyncIterator, Iterator, Sequence
 from datetime import timedelta
@@ -29,7 +28,9 @@ from monitor.db import session_scope, utcnow
 from monitor.metrics import CollectorSource, MetricsSource, collector_exporter
 from monitor.metrics_server import MetricsServer, collector_metrics_port
 from monitor.policies import alert_rules, delivery_policy, ticket_policy
+from monitor.shutdown import Stopper, wait_for_stop
 from monitor.web.app import create_app
+from monitor.web.serving import server_config
 
 log = logging.getLogger(__name__)
 DISPATCH_EVERY_S = 2.0
@@ -102,48 +103,41 @@ async def background(*coroutines: Any) -> AsyncIterator[None]:
 async def run_web(settings: Settings, engine: Engine, host: str, port: int, *, with_dispatcher: bool) -> None:
     """The web process, with the dispatcher in it unless the deployment runs `monitor dispatch` apart."""
     app = create_app(settings, engine)
-    server = _server(app, host, port)
+    server = _server(app, settings, host, port)
     jobs = alert_jobs(settings, engine, f"web-{port}", app.state.delivery_stats) if with_dispatcher else []
-    async with background(*jobs):
-        await server.serve()
+    stopper = Stopper(settings.shutdown_timeout_s)
+    with stopper.installed(server.stop):
+        async with background(*jobs):
+            await server.serve()
 
 
 async def run_dispatcher(settings: Settings, engine: Engine) -> None:
-    """A dispatcher process, until Ctrl-C or SIGTERM."""
+    """A dispatcher process, until Ctrl-C or SIGTERM (a cycle cut short is rolled back and done again)."""
     async with background(*alert_jobs(settings, engine, "dispatcher", DeliveryStats())):
-        await _until_signalled()
+        await wait_for_stop(Stopper(settings.shutdown_timeout_s))
 
 
 class _Server(uvicorn.Server):
-    """uvicorn's server, stopping on SIGINT/SIGTERM without re-raising them afterwards.
+    """uvicorn's server, leaving the signals to the process's Stopper.
 
-    uvicorn re-raises the signal once it has shut down, which would kill the process before the
-    collector and the simulator beside it are stopped; here the process ends normally instead.
+    uvicorn would install its own handlers and re-raise the signal once it has shut down, which would kill
+    the process before the collector and the simulator beside it are stopped.
     """
 
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
-        loop = asyncio.get_running_loop()
+        yield
 
-        def stop() -> None:
-            if self.should_exit:
-                self.force_exit = True  # a second Ctrl-C: do not wait for open connections
-            self.should_exit = True
-
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop)
-        try:
-            yield
-        finally:
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                loop.remove_signal_handler(sig)
+    def stop(self) -> None:
+        """Stop taking requests and end `serve()` (open connections get a short grace)."""
+        self.should_exit = True
 
 
-def _server(app: FastAPI, host: str, port: int, *metrics: MetricsSource) -> uvicorn.Server:
+def _server(app: FastAPI, settings: Settings, host: str, port: int, *metrics: MetricsSource) -> _Server:
     for source in metrics:  # the demo's one /metrics also shows its in-process collector's work
         app.state.metrics.add_source(source)
     app.state.warm_metrics = True
-    config = uvicorn.Config(app, host=host, port=port, log_level="info", lifespan="on")  # configures logging
+    config = server_config(app, settings, host, port)  # configures logging
     access = logging.getLogger("uvicorn.access")
     if not any(isinstance(existing, QuietMachineTraffic) for existing in access.filters):
         access.addFilter(QuietMachineTraffic())
@@ -168,18 +162,6 @@ class QuietMachineTraffic(logging.Filter):
         return not (quiet and isinstance(status, int) and status < 400)
 
 
-async def _until_signalled() -> None:
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    try:
-        await stop.wait()
-    finally:
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.remove_signal_handler(sig)
-
-
 async def run_collector(
     settings: Settings, engine: Engine, shard: tuple[int, int], metrics_port: int | None = None
 ) -> None:
@@ -196,13 +178,20 @@ async def run_collector(
     port = collector_metrics_port(shard[0]) if metrics_port is None else metrics_port
     token = settings.metrics_token.get_secret_value() if settings.metrics_token else None
     metrics_server = MetricsServer(collector_exporter(collector), settings.host, port, token=token)
+    stopper = Stopper(settings.shutdown_timeout_s)
+    stopper.report(lambda: _unsaved(collector))
     await collector.start()
     try:
         await metrics_server.start()
-        await _until_signalled()
+        await wait_for_stop(stopper)
     finally:
         await metrics_server.stop()
         await collector.stop()
+
+
+def _unsaved(collector: Collector) -> str | None:
+    held = collector.observations_held
+    return f"{held} observations of the collector not saved" if held else None
 
 
 async def run_demo(
@@ -230,13 +219,16 @@ async def run_demo(
         settings, engine, registry=load_profiles(settings.profiles_dir), mqtt_url=mqtt_url, trap_port=None
     )
     app = create_app(settings, engine)
-    server = _server(app, "127.0.0.1", port, CollectorSource(collector))
+    server = _server(app, settings, "127.0.0.1", port, CollectorSource(collector))
+    stopper = Stopper(settings.shutdown_timeout_s)
+    stopper.report(lambda: _unsaved(collector))
     await simulator.start()
     try:
         await collector.start()
         try:
-            async with background(*alert_jobs(settings, engine, "demo", app.state.delivery_stats)):
-                await server.serve()
+            with stopper.installed(server.stop):
+                async with background(*alert_jobs(settings, engine, "demo", app.state.delivery_stats)):
+                    await server.serve()
         finally:
             await collector.stop()
     finally:

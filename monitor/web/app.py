@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import anyio.to_thread
 import sqlalchemy as sa
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
@@ -20,8 +23,49 @@ from monitor.db import ensure_migrated, make_engine
 from monitor.health.store import HealthStore, policy_from_settings
 from monitor.metrics_fleet import web_exporter
 from monitor.web.api import alerts, auth, heartbeats, inventory, metrics, notifications, tickets
-from monitor.web.deps import EngineDep
+from monitor.web.guard import GuardLimits, RequestGuard
 from monitor.web.problems import install_problem_handlers
+
+HEALTHZ_DATABASE_WAIT_S = 1.0  # /healthz answers within about this, whatever the database does
+
+
+def is_upload(method: str, path: str) -> bool:
+    """Requests whose body may be as large as an upload (photos): the rest get the smaller JSON cap."""
+    return method == "POST" and path.endswith("/attachments")
+
+
+class DatabaseProbe:
+    """Asks the database `SELECT 1` on a thread of its own, one question at a time.
+
+    /healthz must answer while the request threads are all busy and the pool is empty: it waits at most
+    HEALTHZ_DATABASE_WAIT_S for the answer and says "degraded" when none came, without piling up questions.
+    """
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._executor = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="healthz")
+        self._pending: concurrent.futures.Future[None] | None = None
+
+    def _ask(self) -> None:
+        with self.engine.connect() as connection:
+            connection.execute(sa.text("SELECT 1"))
+
+    async def check(self) -> str:
+        """"ok", "busy" (no answer in time: locked, or every connection in use) or "unreachable"."""
+        if self._pending is None or self._pending.done():
+            self._pending = self._executor.submit(self._ask)
+        try:
+            await asyncio.wait_for(asyncio.shield(asyncio.wrap_future(self._pending)), HEALTHZ_DATABASE_WAIT_S)
+        except TimeoutError:
+            return "busy"
+        except sa.exc.TimeoutError:
+            return "busy"
+        except sa.exc.SQLAlchemyError:
+            return "unreachable"
+        return "ok"
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=False, cancel_futures=True)
 
 
 def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
@@ -31,13 +75,16 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        ensure_migrated(engine)
+        # The database work of every request runs on these threads (routes are plain `def`).
+        anyio.to_thread.current_default_thread_limiter().total_tokens = settings.web_threads
+        await asyncio.to_thread(ensure_migrated, engine)
         if app.state.warm_metrics:  # a served process: the first scrape should not wait for the labels
             app.state.metrics.warm()
         try:
             yield
         finally:
             app.state.metrics.close()  # ends the metrics worker (it would also end with this process)
+            app.state.database_probe.close()
 
     app = FastAPI(
         title="Giám sát hệ thống thông tin cơ sở — Fleet monitor",
@@ -49,6 +96,9 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.engine = engine
     app.state.login_throttle = LoginThrottle()
+    # Failed device authentications: 10 per (address, device) and 100 per address in 15 minutes.
+    app.state.device_auth_throttles = (LoginThrottle(max_failures=10), LoginThrottle(max_failures=100))
+    app.state.database_probe = DatabaseProbe(engine)
     app.state.profiles = load_profiles(settings.profiles_dir)
     app.state.health_store = HealthStore(engine, policy_from_settings(settings))
     app.state.heartbeat_last_seen = {}
@@ -56,6 +106,19 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
     app.state.metrics = web_exporter(engine, delivery_stats=app.state.delivery_stats)
     app.state.warm_metrics = False  # set by monitor.runtime for the processes it serves
     install_problem_handlers(app)
+    app.add_middleware(
+        RequestGuard,
+        limits=GuardLimits(
+            max_body_bytes=settings.web_max_body_bytes,
+            max_upload_bytes=settings.web_max_upload_bytes,
+            body_idle_timeout_s=settings.web_body_idle_timeout_s,
+            body_timeout_s=settings.web_body_timeout_s,
+            client_max_receiving=settings.web_client_max_receiving,
+            client_max_active=settings.web_client_max_active,
+            queue_timeout_s=settings.web_queue_timeout_s,
+        ),
+        is_upload=is_upload,
+    )
     app.include_router(auth.router)
     app.include_router(inventory.router)
     app.include_router(heartbeats.router)
@@ -65,13 +128,17 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
     app.include_router(tickets.router)
 
     @app.get("/healthz", tags=["service"])
-    async def healthz(db: EngineDep) -> Any:
-        """Liveness and database reachability, for load balancers and monitoring."""
-        try:
-            with db.connect() as connection:
-                connection.execute(sa.text("SELECT 1"))
-        except sa.exc.SQLAlchemyError:
-            return JSONResponse({"status": "error", "database": "unreachable"}, status_code=503)
-        return {"status": "ok", "database": "ok", "version": __version__}
+    async def healthz() -> Any:
+        """Liveness and database reachability, for load balancers and monitoring.
+
+        Answers within about a second whatever the database does: `ok`; `degraded` (200) while the database
+        is busy or every connection is in use (the process is alive and will recover by itself); 503 when the
+        database cannot be reached at all.
+        """
+        database = await app.state.database_probe.check()
+        if database == "unreachable":
+            return JSONResponse({"status": "error", "database": database, "version": __version__}, status_code=503)
+        status = "ok" if database == "ok" else "degraded"
+        return {"status": status, "database": database, "version": __version__}
 
     return app

@@ -10,6 +10,7 @@ from typing import Annotated
 from fastapi import Depends, HTTPException, Request
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
+from starlette.concurrency import run_in_threadpool
 
 from monitor.auth.models import Role, User
 from monitor.auth.service import Scope, session_user
@@ -26,14 +27,23 @@ def get_settings(request: Request) -> Settings:
     return settings
 
 
-# An async dependency runs on the event loop: measured here, async endpoints with the synchronous
-# session served 4-5x more requests per CPU second than threadpool endpoints on SQLite.
+# The database is synchronous (SQLAlchemy's Session): every route that uses it is a plain `def`, run in a
+# worker thread, so that a slow query, a locked SQLite file or an empty pool never stops the event loop
+# (which then could not even answer /healthz or take a signal). Creating the Session does no I/O; closing
+# one that holds a connection does (a rollback), so that happens in a thread too. scope="function": the
+# connection goes back to the pool when the route returns, not after a slow client has read the answer.
 async def get_session(engine: Annotated[Engine, Depends(get_engine)]) -> AsyncIterator[Session]:
-    with Session(engine, expire_on_commit=False) as session:
+    session = Session(engine, expire_on_commit=False)
+    try:
         yield session
+    finally:
+        if session.in_transaction():
+            await run_in_threadpool(session.close)
+        else:
+            session.close()
 
 
-SessionDep = Annotated[Session, Depends(get_session)]
+SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 EngineDep = Annotated[Engine, Depends(get_engine)]
 
@@ -57,7 +67,7 @@ class Principal:
         return self.scope.role
 
 
-async def get_principal(request: Request, session: SessionDep) -> Principal:
+def get_principal(request: Request, session: SessionDep) -> Principal:
     """The signed-in user, from a bearer token (API clients) or the session cookie (browsers).
 
     A cookie-authenticated request that changes something must echo the session's CSRF token in the

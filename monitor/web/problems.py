@@ -1,28 +1,45 @@
-"""Errors as HTTP answers, in one place: RFC 9457 problem details, never a stack trace."""
+"""Errors as HTTP answers, in one place: RFC 9457 problem details, never a stack trace.
+
+Errors raised on purpose are mapped here; an unexpected one is logged once and answered by the guard at the
+door (`monitor.web.guard`), which knows the request's id. Every problem body carries that id
+(`request_id`), so that a person can quote it and the operator find the log line.
+"""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from contextvars import ContextVar
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 
 from monitor.errors import Conflict, DatabaseNotMigrated, InvalidInput, MonitorError, NotFound
 
 log = logging.getLogger(__name__)
 PROBLEM_JSON = "application/problem+json"
+REQUEST_ID: ContextVar[str] = ContextVar("request_id", default="-")
+RETRY_AFTER_S = 2  # the database busy or away: a short wait is the right advice
 
 
 def problem(
     status: int, title: str, detail: str, headers: Mapping[str, str] | None = None, **extra: Any
 ) -> JSONResponse:
     """A problem-details response."""
-    body = {"type": "about:blank", "title": title, "status": status, "detail": detail, **extra}
+    body = {
+        "type": "about:blank",
+        "title": title,
+        "status": status,
+        "detail": detail,
+        **extra,
+        "request_id": REQUEST_ID.get(),
+    }
     return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
 
 
@@ -32,12 +49,19 @@ def _field_name(loc: tuple[Any, ...]) -> str:
     return ".".join(parts) or "request"
 
 
+def _reason(error: Mapping[str, Any]) -> str:
+    # A JSON body that cannot be decoded says why (its position, too deep, a NUL), not just "JSON decode error".
+    context = error.get("ctx") or {}
+    why = context.get("error") if isinstance(context, Mapping) else None
+    return f"{error['msg']}: {why}" if why else str(error["msg"])
+
+
 def install_problem_handlers(app: FastAPI) -> None:
     """Route every error raised on purpose, and every unexpected one, to a problem-details answer."""
 
     @app.exception_handler(RequestValidationError)
     async def _invalid_request(_request: Request, exc: RequestValidationError) -> JSONResponse:
-        errors = [{"field": _field_name(tuple(e["loc"])), "reason": e["msg"]} for e in exc.errors()]
+        errors = [{"field": _field_name(tuple(e["loc"])), "reason": _reason(e)} for e in exc.errors()]
         fields = ", ".join(sorted({e["field"] for e in errors}))
         return problem(422, "Invalid request", f"invalid value for: {fields}", errors=errors)
 
@@ -68,13 +92,29 @@ def install_problem_handlers(app: FastAPI) -> None:
     @app.exception_handler(OperationalError)
     async def _database_down(_request: Request, exc: OperationalError) -> JSONResponse:
         log.error("database unavailable: %s", exc.orig)
-        return problem(503, "Database unavailable", "the database cannot be reached; try again shortly")
+        return problem(
+            503,
+            "Database unavailable",
+            "the database is busy or cannot be reached; try again shortly",
+            headers={"Retry-After": str(RETRY_AFTER_S)},
+        )
+
+    @app.exception_handler(PoolTimeout)
+    async def _no_connection(_request: Request, _exc: PoolTimeout) -> JSONResponse:
+        log.warning("no free database connection within the pool timeout: answering 503")
+        return problem(
+            503,
+            "Service busy",
+            "every database connection is in use; try again shortly",
+            headers={"Retry-After": str(RETRY_AFTER_S)},
+        )
+
+    @app.exception_handler(ClientDisconnect)
+    async def _client_gone(request: Request, _exc: ClientDisconnect) -> JSONResponse:
+        # Not an error of the service: nobody is left to read the answer.
+        log.info("the client went away during %s %s", request.method, request.url.path)
+        return problem(400, "Client disconnected", "the client went away before the request was read")
 
     @app.exception_handler(MonitorError)
     async def _other(_request: Request, exc: MonitorError) -> JSONResponse:
         return problem(400, "Bad request", str(exc))
-
-    @app.exception_handler(Exception)
-    async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:
-        log.exception("unexpected error", exc_info=exc)
-        return problem(500, "Internal error", "an unexpected error happened; it has been logged")

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import hmac
-import json
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi import Depends, HTTPException, Query, Request
 from pydantic import BaseModel, Field, ValidationError
+from starlette.concurrency import run_in_threadpool
 
 from monitor.alerts import service
 from monitor.alerts.alertmanager import parse_payload, receive
@@ -17,10 +17,10 @@ from monitor.auth.models import Role
 from monitor.db import utcnow
 from monitor.errors import InvalidInput, Problem
 from monitor.policies import alert_rules, ticket_policy
+from monitor.web.bodies import api_router, decode_json
 from monitor.web.deps import PrincipalDep, SessionDep, SettingsDep, require_roles
 
-router = APIRouter(prefix="/api/v1", tags=["alerts"])
-MAX_ALERTMANAGER_BODY = 5 * 1024 * 1024
+router = api_router(prefix="/api/v1", tags=["alerts"])
 
 
 class ProblemPublic(BaseModel):
@@ -75,7 +75,7 @@ class WindowPublic(WindowCreate):
 
 
 @router.get("/problems", response_model=list[ProblemPublic])
-async def list_problems(
+def list_problems(
     session: SessionDep,
     principal: PrincipalDep,
     status: Annotated[list[str] | None, Query(description="active, pending, suppressed, resolved")] = None,
@@ -99,14 +99,14 @@ async def list_problems(
 
 
 @router.get("/problems/{problem_id}", response_model=ProblemPublic)
-async def get_problem(problem_id: int, session: SessionDep, principal: PrincipalDep) -> ProblemPublic:
+def get_problem(problem_id: int, session: SessionDep, principal: PrincipalDep) -> ProblemPublic:
     return ProblemPublic.build(
         service.get_problem(problem_id, session=session, district_codes=principal.scope.district_codes)
     )
 
 
 @router.post("/problems/{problem_id}/acknowledge", response_model=ProblemPublic)
-async def acknowledge_problem(
+def acknowledge_problem(
     problem_id: int,
     body: AcknowledgeRequest,
     session: SessionDep,
@@ -126,13 +126,13 @@ async def acknowledge_problem(
 
 
 @router.get("/maintenance-windows", response_model=list[WindowPublic])
-async def list_windows(session: SessionDep, principal: PrincipalDep) -> list[WindowPublic]:
+def list_windows(session: SessionDep, principal: PrincipalDep) -> list[WindowPublic]:
     windows = service.list_windows(session=session, district_codes=principal.scope.district_codes)
     return [WindowPublic.model_validate(w, from_attributes=True) for w in windows]
 
 
 @router.post("/maintenance-windows", response_model=WindowPublic, status_code=201)
-async def create_window(
+def create_window(
     body: WindowCreate,
     session: SessionDep,
     principal: Annotated[Any, Depends(require_roles(Role.ADMIN, Role.OFFICER))],
@@ -147,7 +147,7 @@ async def create_window(
 
 
 @router.delete("/maintenance-windows/{window_id}", status_code=204)
-async def end_window(
+def end_window(
     window_id: int,
     session: SessionDep,
     principal: Annotated[Any, Depends(require_roles(Role.ADMIN, Role.OFFICER))],
@@ -167,11 +167,9 @@ async def alertmanager_webhook(request: Request, session: SessionDep, settings: 
         raise HTTPException(503, "the Alertmanager receiver is not configured (MONITOR_ALERTMANAGER_TOKEN)")
     if not hmac.compare_digest(given.encode(), expected.encode()):
         raise HTTPException(401, "wrong or missing bearer token", headers={"WWW-Authenticate": "Bearer"})
-    body = await request.body()
-    if len(body) > MAX_ALERTMANAGER_BODY:
-        raise HTTPException(413, "payload too large")
+    body = await request.body()  # read by the guard at the door already, capped at web_max_body_bytes
     try:
-        payload = parse_payload(json.loads(body))
+        payload = parse_payload(decode_json(body))
     except (ValueError, ValidationError) as exc:
         problems = (
             [Problem(".".join(map(str, e["loc"])), e["msg"]) for e in exc.errors()]
@@ -179,8 +177,13 @@ async def alertmanager_webhook(request: Request, session: SessionDep, settings: 
             else [Problem("body", "not JSON")]
         )
         raise InvalidInput("not an Alertmanager webhook payload (version 4)", problems) from exc
-    result = receive(
-        payload, session=session, now=utcnow(), rules=alert_rules(settings), ticket_policy=ticket_policy(settings)
-    )
-    session.commit()
+
+    def apply() -> Any:
+        result = receive(
+            payload, session=session, now=utcnow(), rules=alert_rules(settings), ticket_policy=ticket_policy(settings)
+        )
+        session.commit()
+        return result
+
+    result = await run_in_threadpool(apply)
     return {"opened": result.opened, "resolved": result.resolved, "ignored": result.ignored, "tickets": result.tickets}

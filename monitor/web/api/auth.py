@@ -5,14 +5,15 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, HTTPException, Request, Response
+from fastapi import Depends, HTTPException, Request, Response
 from pydantic import BaseModel, Field
 
 from monitor.auth.models import Role, User
 from monitor.auth.service import LoginThrottle, authenticate, end_session, start_session
+from monitor.web.bodies import api_router
 from monitor.web.deps import SESSION_COOKIE, PrincipalDep, SessionDep, SettingsDep
 
-router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
+router = api_router(prefix="/api/v1/auth", tags=["auth"])
 
 
 class LoginRequest(BaseModel):
@@ -58,7 +59,7 @@ def get_throttle(request: Request) -> LoginThrottle:
 
 
 @router.post("/login", response_model=LoginResponse)
-async def login(
+def login(
     body: LoginRequest,
     request: Request,
     response: Response,
@@ -91,7 +92,7 @@ async def login(
 
 
 @router.post("/logout", status_code=204)
-async def logout(request: Request, response: Response, _principal: PrincipalDep, session: SessionDep) -> None:
+def logout(request: Request, response: Response, _principal: PrincipalDep, session: SessionDep) -> None:
     """End this session (the token stops working at once)."""
     header = request.headers.get("authorization", "")
     token = header[7:].strip() if header.lower().startswith("bearer ") else request.cookies.get(SESSION_COOKIE, "")
@@ -101,6 +102,6 @@ async def logout(request: Request, response: Response, _principal: PrincipalDep,
 
 
 @router.get("/me", response_model=UserPublic)
-async def me(principal: PrincipalDep) -> UserPublic:
+def me(principal: PrincipalDep) -> UserPublic:
     """Who is signed in."""
     return UserPublic.build(principal.user)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query
+from fastapi import Query
 
 from monitor.errors import InvalidInput, Problem
 from monitor.health.states import DeviceState
@@ -20,9 +20,10 @@ from monitor.inventory.schemas import (
     DistrictPublic,
     StateChangePublic,
 )
+from monitor.web.bodies import api_router
 from monitor.web.deps import PrincipalDep, SessionDep
 
-router = APIRouter(prefix="/api/v1", tags=["inventory"])
+router = api_router(prefix="/api/v1", tags=["inventory"])
 
 Code = Annotated[str, Query(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")]
 # No control characters: PostgreSQL refuses NUL in text, and no person types them.
@@ -33,7 +34,7 @@ SearchText = Annotated[
 
 
 @router.get("/districts", response_model=list[DistrictPublic])
-async def list_districts(session: SessionDep, principal: PrincipalDep) -> list[DistrictPublic]:
+def list_districts(session: SessionDep, principal: PrincipalDep) -> list[DistrictPublic]:
     """Every district (or maintenance area), with its numbers of communes and devices, and its active devices
     by current state: the province at a glance."""
     return [
@@ -50,7 +51,7 @@ async def list_districts(session: SessionDep, principal: PrincipalDep) -> list[D
 
 
 @router.get("/communes", response_model=CommunePage)
-async def list_communes(
+def list_communes(
     session: SessionDep,
     principal: PrincipalDep,
     district: Code | None = None,
@@ -71,7 +72,7 @@ async def list_communes(
 
 
 @router.get("/communes/{code}", response_model=CommuneDetail)
-async def get_commune(code: str, session: SessionDep, principal: PrincipalDep) -> CommuneDetail:
+def get_commune(code: str, session: SessionDep, principal: PrincipalDep) -> CommuneDetail:
     """One commune with its broadcast systems (technology and condition, for the plan's targets)."""
     commune, systems = service.get_commune(code, session=session, district_codes=principal.scope.district_codes)
     return CommuneDetail(
@@ -81,7 +82,7 @@ async def get_commune(code: str, session: SessionDep, principal: PrincipalDep) -
 
 
 @router.get("/devices", response_model=DevicePage)
-async def list_devices(
+def list_devices(
     session: SessionDep,
     principal: PrincipalDep,
     district: Code | None = None,
@@ -121,13 +122,13 @@ async def list_devices(
 
 
 @router.get("/devices/{code}", response_model=DevicePublic)
-async def get_device(code: str, session: SessionDep, principal: PrincipalDep) -> DevicePublic:
+def get_device(code: str, session: SessionDep, principal: PrincipalDep) -> DevicePublic:
     """One device by its code, with its current health."""
     return DevicePublic.build(*service.get_device(code, session=session, district_codes=principal.scope.district_codes))
 
 
 @router.get("/devices/{code}/state-changes", response_model=list[StateChangePublic])
-async def device_state_changes(
+def device_state_changes(
     code: str,
     session: SessionDep,
     principal: PrincipalDep,

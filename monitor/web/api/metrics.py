@@ -8,11 +8,12 @@ MONITOR_METRICS_TOKEN set, only a scrape bearing that token is answered.
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request, Response
+from fastapi import Request, Response
 
 from monitor.metrics import UNAUTHORIZED_BODY, UNAUTHORIZED_HEADERS, MetricsExporter, scrape_allowed
+from monitor.web.bodies import api_router
 
-router = APIRouter(tags=["service"])
+router = api_router(tags=["service"])
 
 
 def get_exporter(request: Request) -> MetricsExporter:

@@ -6,11 +6,12 @@ and what failed; leaders read them all.
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import sqlalchemy as sa
-from fastapi import APIRouter, Depends, HTTPException, Query, Response
+from fastapi import Depends, HTTPException, Query, Response
 from sqlmodel import Session
+from starlette.concurrency import run_in_threadpool
 
 from monitor.alerts.choices import DeliveryStatus
 from monitor.alerts.notify import service
@@ -27,9 +28,10 @@ from monitor.alerts.notify.schemas import (
 from monitor.auth.models import Role
 from monitor.db import utcnow
 from monitor.errors import Conflict
+from monitor.web.bodies import api_router
 from monitor.web.deps import Principal, SessionDep, require_roles
 
-router = APIRouter(prefix="/api/v1/notifications", tags=["notifications"])
+router = api_router(prefix="/api/v1/notifications", tags=["notifications"])
 
 Admin = Annotated[Principal, Depends(require_roles(Role.ADMIN))]
 DeliveryReader = Annotated[Principal, Depends(require_roles(Role.ADMIN, Role.LEADER, Role.OFFICER))]
@@ -44,13 +46,13 @@ def _commit(session: Session) -> None:
 
 
 @router.get("/channels", response_model=list[ChannelPublic])
-async def list_channels(session: SessionDep, _admin: Admin) -> list[ChannelPublic]:
+def list_channels(session: SessionDep, _admin: Admin) -> list[ChannelPublic]:
     """Every notification channel, by name."""
     return [service.channel_public(c) for c in service.list_channels(session=session)]
 
 
 @router.post("/channels", response_model=ChannelPublic, status_code=201)
-async def create_channel(data: ChannelCreate, session: SessionDep, _admin: Admin) -> ChannelPublic:
+def create_channel(data: ChannelCreate, session: SessionDep, _admin: Admin) -> ChannelPublic:
     """A new channel; its config is checked against its kind (webhook, email, telegram)."""
     channel = service.create_channel(data, session=session, now=utcnow())
     _commit(session)
@@ -58,13 +60,13 @@ async def create_channel(data: ChannelCreate, session: SessionDep, _admin: Admin
 
 
 @router.get("/channels/{channel_id}", response_model=ChannelPublic)
-async def get_channel(channel_id: int, session: SessionDep, _admin: Admin) -> ChannelPublic:
+def get_channel(channel_id: int, session: SessionDep, _admin: Admin) -> ChannelPublic:
     """One channel."""
     return service.channel_public(service.get_channel(channel_id, session=session))
 
 
 @router.patch("/channels/{channel_id}", response_model=ChannelPublic)
-async def update_channel(channel_id: int, changes: ChannelUpdate, session: SessionDep, _admin: Admin) -> ChannelPublic:
+def update_channel(channel_id: int, changes: ChannelUpdate, session: SessionDep, _admin: Admin) -> ChannelPublic:
     """Change a channel; config keys merge into the stored ones, a secret sent back as `***set***` is kept."""
     channel = service.update_channel(channel_id, changes, session=session)
     _commit(session)
@@ -72,7 +74,7 @@ async def update_channel(channel_id: int, changes: ChannelUpdate, session: Sessi
 
 
 @router.delete("/channels/{channel_id}", status_code=204)
-async def delete_channel(channel_id: int, session: SessionDep, _admin: Admin) -> Response:
+def delete_channel(channel_id: int, session: SessionDep, _admin: Admin) -> Response:
     """Remove a channel with its deliveries (deactivate it instead to keep the history)."""
     service.delete_channel(channel_id, session=session)
     _commit(session)
@@ -84,8 +86,14 @@ async def test_channel(
     channel_id: int, session: SessionDep, admin: Admin, request: ChannelTest | None = None
 ) -> ChannelTestResult:
     """Send a test message now, outside the queue; 502 with the reason when it does not go through."""
-    channel = service.get_channel(channel_id, session=session)
-    recipient = service.recipient_for_test(channel, admin.user, request.recipient if request else None)
+
+    def load() -> tuple[Any, str]:
+        channel = service.get_channel(channel_id, session=session)
+        recipient = service.recipient_for_test(channel, admin.user, request.recipient if request else None)
+        session.close()  # its connection goes back to the pool before the network is waited on
+        return channel, recipient
+
+    channel, recipient = await run_in_threadpool(load)
     try:
         async with open_senders() as senders:
             message = await service.send_test(
@@ -97,7 +105,7 @@ async def test_channel(
 
 
 @router.get("/deliveries", response_model=DeliveryPage)
-async def list_deliveries(
+def list_deliveries(
     session: SessionDep,
     principal: DeliveryReader,
     status: DeliveryStatus | None = None,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, File, HTTPException, Query, UploadFile
+from fastapi import Depends, File, HTTPException, Query, UploadFile
 from fastapi.responses import FileResponse
 
 from monitor.auth.models import Role
@@ -32,16 +32,17 @@ from monitor.tickets.schemas import (
     TicketSummaryPublic,
     TransitionRequest,
 )
+from monitor.web.bodies import api_router
 from monitor.web.deps import Principal, PrincipalDep, SessionDep, SettingsDep, require_roles
 
-router = APIRouter(prefix="/api/v1/tickets", tags=["tickets"])
+router = api_router(prefix="/api/v1/tickets", tags=["tickets"])
 Worker = Annotated[Principal, Depends(require_roles(Role.ADMIN, Role.OFFICER, Role.TECHNICIAN))]
 Officer = Annotated[Principal, Depends(require_roles(Role.ADMIN, Role.OFFICER))]
 Code = Annotated[str, Query(max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")]
 
 
 @router.get("", response_model=TicketPage)
-async def list_tickets(
+def list_tickets(
     session: SessionDep,
     principal: PrincipalDep,
     district: Code | None = None,
@@ -75,7 +76,7 @@ async def list_tickets(
 
 
 @router.post("", response_model=TicketPublic, status_code=201)
-async def create_ticket(body: TicketCreate, session: SessionDep, principal: Officer, settings: SettingsDep) -> Any:
+def create_ticket(body: TicketCreate, session: SessionDep, principal: Officer, settings: SettingsDep) -> Any:
     """Record a report from a commune (with or without a device); routed to the responsible district."""
     ticket = service.create_manual_ticket(
         body, actor=principal.user.id, session=session, now=utcnow(), policy=ticket_policy(settings)
@@ -92,7 +93,7 @@ def _visible(code: str, session: Any, principal: Principal) -> Any:
 
 
 @router.get("/costs/{year}", response_model=list[DistrictCostPublic])
-async def costs(year: int, session: SessionDep, principal: PrincipalDep) -> list[DistrictCostPublic]:
+def costs(year: int, session: SessionDep, principal: PrincipalDep) -> list[DistrictCostPublic]:
     """Repair costs per district for one year, for the budget estimate."""
     rows = service.district_costs(year, session=session)
     return [
@@ -103,19 +104,19 @@ async def costs(year: int, session: SessionDep, principal: PrincipalDep) -> list
 
 
 @router.get("/{code}", response_model=TicketPublic)
-async def get_ticket(code: str, session: SessionDep, principal: PrincipalDep) -> TicketPublic:
+def get_ticket(code: str, session: SessionDep, principal: PrincipalDep) -> TicketPublic:
     return TicketPublic.build(_visible(code, session, principal))
 
 
 @router.get("/{code}/history", response_model=list[TicketEventPublic])
-async def history(code: str, session: SessionDep, principal: PrincipalDep) -> list[TicketEventPublic]:
+def history(code: str, session: SessionDep, principal: PrincipalDep) -> list[TicketEventPublic]:
     """Every change, with who and when (append-only)."""
     events = service.history(code, session=session, district_codes=principal.scope.district_codes)
     return [TicketEventPublic.build(e) for e in events]
 
 
 @router.post("/{code}/transitions", response_model=TicketPublic)
-async def transition(
+def transition(
     code: str, body: TransitionRequest, session: SessionDep, principal: Worker, settings: SettingsDep
 ) -> TicketPublic:
     """acknowledge, start, wait (the SLA clock pauses), resume, resolve, close, reopen — with a note.
@@ -135,7 +136,7 @@ async def transition(
 
 
 @router.post("/{code}/assign", response_model=TicketPublic)
-async def assign(code: str, body: AssignmentUpdate, session: SessionDep, principal: Officer) -> TicketPublic:
+def assign(code: str, body: AssignmentUpdate, session: SessionDep, principal: Officer) -> TicketPublic:
     """Give the ticket to a technician or officer of its district (or to nobody)."""
     _visible(code, session, principal)
     ticket = service.assign(
@@ -146,7 +147,7 @@ async def assign(code: str, body: AssignmentUpdate, session: SessionDep, princip
 
 
 @router.post("/{code}/priority", response_model=TicketPublic)
-async def change_priority(
+def change_priority(
     code: str, body: PriorityUpdate, session: SessionDep, principal: Officer, settings: SettingsDep
 ) -> TicketPublic:
     """A new priority; the due times follow from the ticket's creation."""
@@ -165,7 +166,7 @@ async def change_priority(
 
 
 @router.post("/{code}/comments", response_model=TicketEventPublic, status_code=201)
-async def comment(code: str, body: CommentCreate, session: SessionDep, principal: Worker) -> TicketEventPublic:
+def comment(code: str, body: CommentCreate, session: SessionDep, principal: Worker) -> TicketEventPublic:
     _visible(code, session, principal)
     event = service.add_comment(code, body.text, actor=principal.user.id, session=session, now=utcnow())
     session.commit()
@@ -173,7 +174,7 @@ async def comment(code: str, body: CommentCreate, session: SessionDep, principal
 
 
 @router.post("/{code}/costs", response_model=TicketPublic)
-async def record_costs(code: str, body: CostsUpdate, session: SessionDep, principal: Worker) -> TicketPublic:
+def record_costs(code: str, body: CostsUpdate, session: SessionDep, principal: Worker) -> TicketPublic:
     """Parts and labour (VND) and the parts replaced."""
     _visible(code, session, principal)
     ticket = service.record_costs(
@@ -191,13 +192,13 @@ async def record_costs(code: str, body: CostsUpdate, session: SessionDep, princi
 
 
 @router.get("/{code}/attachments", response_model=list[TicketAttachmentPublic])
-async def list_attachments(code: str, session: SessionDep, principal: PrincipalDep) -> list[TicketAttachmentPublic]:
+def list_attachments(code: str, session: SessionDep, principal: PrincipalDep) -> list[TicketAttachmentPublic]:
     found = service.attachments(code, session=session, district_codes=principal.scope.district_codes)
     return [TicketAttachmentPublic.build(a) for a in found]
 
 
 @router.post("/{code}/attachments", response_model=TicketAttachmentPublic, status_code=201)
-async def upload_attachment(
+def upload_attachment(
     code: str,
     session: SessionDep,
     principal: Worker,
@@ -207,7 +208,7 @@ async def upload_attachment(
     """A photo from the field. Size capped; the type is checked by content, not by the name."""
     _visible(code, session, principal)
     policy = ticket_policy(settings)
-    data = await file.read(policy.attachment_max_bytes + 1)
+    data = file.file.read(policy.attachment_max_bytes + 1)  # parsed (spooled) before the route runs
     attachment = service.save_attachment(
         code,
         file.filename or "photo",
@@ -224,7 +225,7 @@ async def upload_attachment(
 
 
 @router.get("/{code}/attachments/{attachment_id}")
-async def download_attachment(
+def download_attachment(
     code: str, attachment_id: int, session: SessionDep, principal: PrincipalDep, settings: SettingsDep
 ) -> FileResponse:
     found = service.attachments(code, session=session, district_codes=principal.scope.district_codes)

@@ -1,0 +1,83 @@
+"""One way a JSON body is decoded, for every route: bounded depth, no NUL character.
+
+`json.loads` recurses once per level and raises RecursionError near 1,000 levels (a 500 before); what
+it returns may then be walked again by the validators. Bodies of this service are a few levels deep, so a
+body deeper than MAX_DEPTH is refused as invalid JSON (422) without going further. A NUL character is
+refused too: PostgreSQL cannot store it in text, and no person types one.
+
+Every router is an `api_router(...)`, whose routes decode through `decode_json` (a test checks that no
+route escapes it).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+from fastapi import APIRouter, Request, Response
+from fastapi.routing import APIRoute
+
+MAX_DEPTH = 32
+
+
+class BodyRefused(json.JSONDecodeError):
+    """A JSON body refused for its shape (too deep, a NUL), reported like any invalid JSON."""
+
+    def __init__(self, why: str, document: str) -> None:
+        super().__init__(why, document, 0)
+
+
+def decode_json(body: bytes | str, max_depth: int = MAX_DEPTH) -> Any:
+    """Decode JSON, refusing nesting deeper than `max_depth` and NUL characters (BodyRefused)."""
+    text = body.decode("utf-8", errors="replace") if isinstance(body, bytes) else body
+    try:
+        value = json.loads(text)
+    except RecursionError:
+        raise BodyRefused(f"nested deeper than {max_depth} levels", text[:100]) from None
+    _check(value, max_depth, text)
+    return value
+
+
+def _check(value: Any, max_depth: int, text: str) -> None:
+    # Iterative: the walk itself must not be the recursion it guards against.
+    pending: list[tuple[Any, int]] = [(value, 1)]
+    while pending:
+        item, depth = pending.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                raise BodyRefused("a NUL character is not allowed in text", text[:100])
+        elif isinstance(item, dict | list):
+            if depth > max_depth:
+                raise BodyRefused(f"nested deeper than {max_depth} levels", text[:100])
+            if isinstance(item, dict):
+                pending.extend((k, depth) for k in item)
+                pending.extend((v, depth + 1) for v in item.values())
+            else:
+                pending.extend((v, depth + 1) for v in item)
+
+
+class CheckedJsonRequest(Request):
+    """A request whose `json()` is `decode_json`."""
+
+    async def json(self) -> Any:
+        if not hasattr(self, "_json"):
+            self._json = decode_json(await self.body())
+        return self._json
+
+
+class CheckedRoute(APIRoute):
+    """A route that reads its JSON body through `decode_json`."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def checked(request: Request) -> Response:
+            return await handler(CheckedJsonRequest(request.scope, request.receive))
+
+        return checked
+
+
+def api_router(**options: Any) -> APIRouter:
+    """An APIRouter whose routes decode JSON the one way."""
+    return APIRouter(route_class=CheckedRoute, **options)
