@@ -155,7 +155,38 @@ SCHEDULER_SKIPPED = _counter(
 POLLS_IN_FLIGHT = _gauge("fleet_polls_in_flight", "Polls running now.")
 COLLECTOR_TARGETS = _gauge("fleet_collector_polled_devices", "Devices this collector polls (its shard).")
 COLLECTOR_BLIND = _gauge(
-    "fleet_collector_blind", "1 while every poll of every protocol fails: the collector's own network is suspect."
+    "fleet_collector_blind",
+    "1 while the collector holds judgement back: every poll of every protocol fails (its own network is "
+    "suspect), it is stalled itself, or a push ingest is silent fleet-wide.",
+)
+COLLECTOR_STALLED = _gauge(
+    "fleet_collector_stalled",
+    "1 while the collector itself cannot work (its event loop held, or nothing saved for too long): "
+    "heartbeat silence is not counted and failed polls of that time are dropped.",
+)
+COLLECTOR_STALLS = _counter(
+    "fleet_collector_stalls_total",
+    "Stalls of the collector or of a push ingest, by cause (loop, schedule, database, ingest_mqtt, ingest_heartbeat).",
+)
+COLLECTOR_STALLED_SECONDS = _counter(
+    "fleet_collector_stalled_seconds_total",
+    "Seconds of those stalls by cause: taken out of the heartbeat silence of every push device.",
+)
+COLLECTOR_LOOP_LAG = _gauge(
+    "fleet_collector_loop_lag_seconds", "How late the collector's event loop last woke its quarter-second timer."
+)
+COLLECTOR_LAST_FLUSH = _gauge(
+    "fleet_collector_last_flush_timestamp_seconds",
+    "When the collector last saved what it heard (or had nothing to save), Unix time.",
+)
+COLLECTOR_DISCOUNTED = _counter(
+    "fleet_collector_failures_discounted_total",
+    "Failed observations not counted against their device, by reason (stalled: overlapping a stall of the "
+    "collector; blind: every poll failing).",
+)
+COLLECTOR_INGEST_SILENT = _gauge(
+    "fleet_collector_ingest_silent",
+    "1 while no device of a push protocol gets a heartbeat through fleet-wide: the ingest is blamed, not the devices.",
 )
 COLLECTOR_MQTT = _gauge("fleet_collector_mqtt_connected", "1 while the collector is connected to the MQTT broker.")
 COLLECTOR_APPLIED = _counter("fleet_collector_observations_applied_total", "Observations saved to device health.")
@@ -622,11 +653,19 @@ class CollectorStats:
     observations_held: int
     observations_dropped: int
     transitions: int
+    stalled: bool = False
+    stalls: Mapping[str, int] = field(default_factory=dict)
+    stalled_seconds: Mapping[str, float] = field(default_factory=dict)
+    loop_lag_s: float = 0.0
+    last_flush_at: float | None = None
+    discounted: Mapping[str, int] = field(default_factory=dict)
+    ingest_silent: Mapping[str, bool] = field(default_factory=dict)
 
     @classmethod
     def of(cls, collector: Collector) -> CollectorStats:
         """Copy what the collector counts (call on its event loop)."""
         stats = collector.scheduler.stats
+        liveness = collector.liveness
         return cls(
             shard=collector.shard,
             outcomes=collector.counters.outcomes(),
@@ -634,12 +673,25 @@ class CollectorStats:
             latency={p: collector.counters.latency(p) for p in collector.counters.protocols()},
             scheduler=replace(stats, lateness_counts=list(stats.lateness_counts)),
             polled_devices=collector.scheduler.target_count,
-            blind=collector.guard.blind,
+            blind=collector.blind,
             mqtt_connected=None if collector.mqtt is None else collector.mqtt.connected.is_set(),
             observations_applied=collector.observations_applied,
             observations_held=collector.observations_held,
             observations_dropped=collector.observations_dropped,
             transitions=collector.transitions,
+            stalled=liveness.stalled,
+            stalls={
+                **liveness.stall_count,
+                **{f"ingest_{p}": w.gap_count for p, w in collector.ingest.items()},
+            },
+            stalled_seconds={
+                **liveness.stalled_seconds,
+                **{f"ingest_{p}": w.gap_seconds for p, w in collector.ingest.items()},
+            },
+            loop_lag_s=liveness.lag_s,
+            last_flush_at=None if liveness.last_flush_at is None else liveness.last_flush_at.timestamp(),
+            discounted={"stalled": 0, "blind": 0} | liveness.discounted,
+            ingest_silent={p: w.silent for p, w in collector.ingest.items()} if collector.shard[0] == 0 else {},
         )
 
 
@@ -674,7 +726,20 @@ def collector_blocks(stats: CollectorStats) -> list[Block]:
         family_block(COLLECTOR_TRANSITIONS, [("", stats.transitions)]),
         family_block(COLLECTOR_HELD, [("", stats.observations_held)]),
         family_block(COLLECTOR_DROPPED, [("", stats.observations_dropped)]),
+        family_block(COLLECTOR_STALLED, [("", stats.stalled)]),
+        family_block(COLLECTOR_STALLS, [(labels([("cause", c)]), n) for c, n in sorted(stats.stalls.items())]),
+        family_block(
+            COLLECTOR_STALLED_SECONDS,
+            [(labels([("cause", c)]), float(n)) for c, n in sorted(stats.stalled_seconds.items())],
+        ),
+        family_block(COLLECTOR_LOOP_LAG, [("", float(stats.loop_lag_s))]),
+        family_block(COLLECTOR_DISCOUNTED, [(labels([("reason", r)]), n) for r, n in sorted(stats.discounted.items())]),
+        family_block(
+            COLLECTOR_INGEST_SILENT, [(labels([("protocol", p)]), v) for p, v in sorted(stats.ingest_silent.items())]
+        ),
     ]
+    if stats.last_flush_at is not None:
+        blocks.append(family_block(COLLECTOR_LAST_FLUSH, [("", stats.last_flush_at)]))
     if stats.mqtt_connected is not None:
         blocks.append(family_block(COLLECTOR_MQTT, [("", stats.mqtt_connected)]))
     return blocks

@@ -11,7 +11,12 @@
 The collector reports facts; health decides. It watches itself: when every device of every
 protocol fails at once, the fault is most likely the collector's own network, so it says so (a log
 line and `blind`, which the metrics export) and holds the failures back instead of declaring the
-whole fleet down.
+whole fleet down. Likewise for its own stalls (`liveness.py`): while its event loop is held, poll
+slots run late or the database cannot be written, failed polls of that time are dropped (counted)
+and heartbeat silence is not counted; the stall is then taken out of every push device's silence
+deadline. And the push ingest is judged fleet-wide from the database (`IngestWatch`): when no push
+device of a protocol gets through at all, it is the ingest's fault (the web process or the broker),
+so that silence is not counted either.
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ from sqlmodel import Session, col, select
 
 from monitor.collectors.errors import FailureKind
 from monitor.collectors.http import HttpPoller
+from monitor.collectors.liveness import IngestWatch, Liveness, merged
 from monitor.collectors.mapping import failed_observation
 from monitor.collectors.mqtt import MqttListener
 from monitor.collectors.profiles import ProfileRegistry
@@ -43,7 +49,7 @@ from monitor.collectors.traps import TrapReceiver, fault_from_trap
 from monitor.config import Settings
 from monitor.db import utcnow
 from monitor.health.machine import Observation, collector_blind
-from monitor.health.store import PUSH_PROTOCOLS, HealthStore, policy_from_settings
+from monitor.health.store import PUSH_PROTOCOLS, DeviceTransition, HealthStore, policy_from_settings
 from monitor.inventory.choices import Protocol
 from monitor.inventory.models import Device
 
@@ -131,10 +137,25 @@ class Collector:
             max_body_bytes=settings.http_max_body_bytes,
         )
         self.snmp = SnmpPoller(counters=self.counters, timeout_s=settings.snmp_timeout_s, retries=settings.snmp_retries)
+        self.liveness = Liveness(
+            clock,
+            stall_s=settings.collector_stall_s,
+            write_stall_s=settings.collector_write_stall_s,
+            poll_timeout_s=max(settings.http_timeout_s, settings.snmp_timeout_s * (settings.snmp_retries + 1)),
+        )
         self.scheduler: SlotScheduler[PollTarget] = SlotScheduler(
-            self._poll, slots_per_interval=settings.poll_slots, concurrency=settings.poll_concurrency
+            self._poll,
+            slots_per_interval=settings.poll_slots,
+            concurrency=settings.poll_concurrency,
+            on_late=self.liveness.late,
         )
         self.guard = BlindnessGuard()
+        self.ingest = {
+            protocol: IngestWatch(
+                protocol, minimum_devices=settings.collector_ingest_min_devices, grace_s=settings.heartbeat_grace_s
+            )
+            for protocol in sorted(PUSH_PROTOCOLS)
+        }
         self.mqtt_url = mqtt_url
         self.mqtt: MqttListener | None = None
         self.traps: TrapReceiver | None = None
@@ -148,6 +169,8 @@ class Collector:
         self.observations_dropped = 0
         self.transitions = 0
         self._held: list[Observation] = []  # what the database could not take yet
+        # A save running in its thread, with its batch: a cancelled flush leaves it there for stop() to wait on.
+        self._saving: tuple[asyncio.Future[list[DeviceTransition]], list[Observation]] | None = None
 
     # --- targets ------------------------------------------------------------------------------
 
@@ -228,45 +251,111 @@ class Collector:
         """Observations waiting for the database to come back."""
         return len(self._held)
 
+    @property
+    def blind(self) -> bool:
+        """Whether the collector holds judgement back now: every poll fails, it is stalled, or an ingest is silent."""
+        return self.guard.blind or self.liveness.stalled or any(w.silent for w in self.ingest.values())
+
+    def _take(self) -> list[Observation]:
+        """What to save now: the held batch and the queue, without failures that say nothing of their device."""
+        batch, self._held = self._held, []
+        while not self._queue.empty():
+            batch.append(self._queue.get_nowait())
+        if not batch:
+            return batch
+        kept = [o for o in batch if not self.liveness.discounts(o)]  # failed while the collector was stalled
+        self.liveness.count_discounted("stalled", len(batch) - len(kept))
+        if self.guard.judge(time.monotonic()):
+            reachable = [o for o in kept if o.reachable]  # hold failures back while blind
+            self.liveness.count_discounted("blind", len(kept) - len(reachable))
+            kept = reachable
+        return kept
+
     async def flush(self) -> int:
         """Apply what is queued to the health store now; returns how many observations were applied.
 
         While the database is away (a lost connection, a locked SQLite file), the batch is held and offered
         again at the next flush, so that a short outage costs no confirmation of any device: at most
         MAX_HELD observations, the newest (about two minutes of a 100,000-device fleet). A batch the database
-        refuses for another reason is dropped, not retried forever. Both are counted.
+        refuses for another reason is dropped, not retried forever. Both are counted. Failed polls that
+        overlap a stall of the collector itself are dropped before (`fleet_collector_failures_discounted_total`).
         """
-        batch, self._held = self._held, []
-        while not self._queue.empty():
-            batch.append(self._queue.get_nowait())
+        self.liveness.check()
+        if self._saving is not None:  # a save left running by a cancelled flush: it comes first
+            future, pending = self._saving
+            await asyncio.shield(future)
+            self._saving = None
+            self._settle(future, pending)
+        batch = self._take()
         if not batch:
+            self.liveness.flushed_nothing()
             return 0
-        if self.guard.judge(time.monotonic()):
-            batch = [o for o in batch if o.reachable]  # hold failures back while blind
-        if batch:
-            try:
-                transitions = await asyncio.to_thread(self.store.apply, batch, self.clock())
-            except (sa.exc.OperationalError, sa.exc.InterfaceError) as exc:  # away, or busy: keep them for later
-                self._held = batch[-MAX_HELD:]
-                self.observations_dropped += len(batch) - len(self._held)
-                raise DatabaseAway(f"{len(self._held)} observations held for the database: {exc}") from exc
-            except Exception:
-                self.observations_dropped += len(batch)
-                raise
+        self.liveness.write_begin()
+        future = asyncio.ensure_future(asyncio.to_thread(self.store.apply, batch, self.clock()))
+        self._saving = (future, batch)
+        # Shielded: cancelling the flush (stop) leaves the save running in its thread, and stop() waits for it.
+        with contextlib.suppress(Exception):
+            await asyncio.shield(future)
+        self._saving = None
+        return self._settle(future, batch)
+
+    def _settle(self, future: asyncio.Future[list[DeviceTransition]], batch: list[Observation]) -> int:
+        """Account for a finished save: applied, held again (database away) or dropped (refused)."""
+        exc = future.exception()
+        if exc is None:
+            self.liveness.write_done(flush=True)
             self.observations_applied += len(batch)
-            self.transitions += len(transitions)
-        return len(batch)
+            self.transitions += len(future.result())
+            return len(batch)
+        if isinstance(exc, (sa.exc.OperationalError, sa.exc.InterfaceError)):  # away, or busy: keep them for later
+            before = len(batch) + len(self._held)
+            self._held = (batch + self._held)[-MAX_HELD:]
+            self.observations_dropped += before - len(self._held)
+            raise DatabaseAway(f"{len(self._held)} observations held for the database: {exc}") from exc
+        self.observations_dropped += len(batch)
+        raise exc
 
     async def tick(self) -> int:
-        """Count missed heartbeats of silent push devices (not while blind, nor MQTT while the broker is away)."""
-        if not self._owns_push_devices or self.guard.judge(time.monotonic()):
+        """Count missed heartbeats of silent push devices.
+
+        Not while blind, nor MQTT while the broker is away; not while the collector is stalled or has
+        observations not saved yet (they may be the very heartbeats whose absence would be counted); and
+        never the time of a stall or of a silent ingest (`excused`), nor beyond the last heartbeat heard
+        fleet-wide while the ingest rule applies (see `IngestWatch`).
+        """
+        if not self._owns_push_devices:
+            return 0
+        if self.liveness.check() or self._held or self._saving is not None or self.guard.judge(time.monotonic()):
             return 0
         protocols = set(PUSH_PROTOCOLS)
         if self.mqtt is not None and not self.mqtt.connected.is_set():
             protocols.discard(Protocol.MQTT.value)
-        transitions = await asyncio.to_thread(self.store.tick_silent, self.clock(), 5000, protocols)
+        excused = self.liveness.excused()
+        self.liveness.write_begin()
+        transitions = await asyncio.to_thread(self._tick_silent, self.clock(), sorted(protocols), excused)
+        self.liveness.write_done()
         self.transitions += len(transitions)
         return len(transitions)
+
+    def _tick_silent(
+        self, now: datetime, protocols: list[str], excused: list[tuple[datetime, datetime]]
+    ) -> list[DeviceTransition]:
+        transitions: list[DeviceTransition] = []
+        for protocol in protocols:
+            watch = self.ingest[protocol]
+            facts = self.store.ingest_facts(protocol, watch.last_heard)
+            cap, _gap = watch.judge(
+                now, facts.last_heard, facts.first_heard_after, facts.expected, facts.longest_interval_s
+            )
+            periods = merged([*excused, *((g.start, g.end) for g in watch.gaps)])
+            until = now if cap is None else min(now, cap)
+            transitions += self.store.tick_silent(until, 5000, {protocol}, periods)
+        return transitions
+
+    def _prime_ingest(self) -> None:
+        """Start the ingest watches from what the database last heard: a restart's gap is then seen as one."""
+        for protocol, watch in self.ingest.items():
+            watch.last_heard = self.store.ingest_facts(protocol).last_heard
 
     async def _every(self, seconds: float, work: Callable[[], Any], what: str) -> None:
         failures, last_said = 0, 0.0
@@ -292,9 +381,12 @@ class Collector:
 
     async def start(self) -> None:
         """Open the pollers, read the inventory, start schedules and listeners."""
+        self._tasks.append(asyncio.create_task(self.liveness.run(), name="loop lag"))
         await self.http.start()
         await self.snmp.start()
         await self.refresh()
+        if self._owns_push_devices:
+            await asyncio.to_thread(self._prime_ingest)
         self.scheduler.start()
         if self.mqtt_url and self._owns_push_devices:
             self.mqtt = MqttListener(
@@ -316,8 +408,17 @@ class Collector:
             asyncio.create_task(self._every(self.refresh_s, self.refresh, "reading the inventory"), name="refresh"),
         ]
 
-    async def stop(self) -> None:
-        """Stop scheduling, save what was heard, close every socket."""
+    async def stop(self, timeout_s: float | None = None) -> None:
+        """Stop scheduling, save what was heard within `timeout_s`, close every socket.
+
+        `timeout_s` defaults to MONITOR_COLLECTOR_STOP_TIMEOUT_S. It returns within about that long even
+        when the database is locked or away: a save still blocked in its thread is left to finish or fail
+        there (it cannot be interrupted), and what could not be saved in time is said in one log line with
+        its count, and counted as dropped.
+        """
+        timeout_s = self.settings.collector_stop_timeout_s if timeout_s is None else timeout_s
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
         await self.scheduler.stop()
         for task in self._tasks:
             task.cancel()
@@ -325,8 +426,36 @@ class Collector:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks.clear()
-        with contextlib.suppress(Exception):
-            await self.flush()
+        unsaved, why = 0, ""
+        if self._saving is not None:  # a flush was cancelled while its batch was being saved
+            future, batch = self._saving
+            self._saving = None
+            await asyncio.wait({future}, timeout=max(0.0, deadline - loop.time()))
+            if not future.done():
+                unsaved, why = len(batch), "the database did not answer in time"
+            else:
+                with contextlib.suppress(Exception):  # a database error holds the batch again: retried below
+                    self._settle(future, batch)
+        batch = self._take()
+        if batch:
+            remaining = deadline - loop.time()
+            future = asyncio.ensure_future(asyncio.to_thread(self.store.apply, batch, self.clock()))
+            await asyncio.wait({future}, timeout=max(0.0, remaining))
+            if not future.done():
+                unsaved, why = unsaved + len(batch), "the database did not answer in time"
+            elif future.exception() is not None:
+                unsaved, why = unsaved + len(batch), str(future.exception())[:300]
+            else:
+                self.observations_applied += len(batch)
+                self.transitions += len(future.result())
+        if unsaved:
+            self.observations_dropped += unsaved
+            log.error(
+                "collector stopping: %d observations could not be saved within %.1f s and are lost (%s)",
+                unsaved,
+                timeout_s,
+                why,
+            )
         if self.traps is not None:
             await self.traps.stop()
         await self.http.close()

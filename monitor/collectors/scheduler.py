@@ -105,8 +105,11 @@ class SlotScheduler(Generic[T]):
         slots_per_interval: int = 60,
         concurrency: int = 1000,
         stats: SchedulerStats | None = None,
+        on_late: Callable[[float], None] | None = None,
     ) -> None:
         self._poll = poll
+        # Told how late each slot run started (or was missed): the collector's liveness judges it.
+        self._on_late = on_late
         self._slots_per_interval = slots_per_interval
         self._semaphore = asyncio.Semaphore(concurrency)
         self.stats = stats or SchedulerStats()
@@ -222,9 +225,16 @@ class SlotScheduler(Generic[T]):
         if event.code == EVENT_JOB_SUBMITTED:
             scheduled = getattr(event, "scheduled_run_times", None)
             if scheduled:
+                # The earliest run this submission stands for: coalesced runs were all this late or later.
+                lateness = (datetime.now(UTC) - scheduled[0]).total_seconds()
                 self.stats.observe_lateness((datetime.now(UTC) - scheduled[-1]).total_seconds())
+                if self._on_late is not None:
+                    self._on_late(lateness)
         elif event.code == EVENT_JOB_MISSED:
             self.stats.missed += 1
+            scheduled_at = getattr(event, "scheduled_run_time", None)
+            if self._on_late is not None and scheduled_at is not None:
+                self._on_late((datetime.now(UTC) - scheduled_at).total_seconds())
             log.warning("poll slot %s missed its run: the collector is overloaded", event.job_id)
         elif event.code == EVENT_JOB_MAX_INSTANCES:
             self.stats.missed += 1
