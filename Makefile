@@ -34,11 +34,12 @@ test: install debs
 
 # Benchmarks print the service's figures beside a reference in the same run (see bench/README.md).
 bench: install
-	./scripts/ensure-debs prometheus-blackbox-exporter prometheus-snmp-exporter
+	./scripts/ensure-debs prometheus-blackbox-exporter prometheus-snmp-exporter wrk
 	$(BIN)/python bench/bench_collect.py
 	$(BIN)/python bench/bench_tickets.py
 	$(BIN)/python bench/bench_alerts.py
 	$(BIN)/python bench/bench_metrics.py
+	$(BIN)/python bench/bench_api.py
 
 lock:
 	uv pip compile pyproject.toml --extra dev --generate-hashes --python-version 3.11 -o requirements.lock
