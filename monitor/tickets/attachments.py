@@ -72,9 +72,12 @@ def save_attachment(
 ) -> TicketAttachment:
     """Store a photo of the ticket `code`, with an `attachment` event; returns the row.
 
-    Refused with InvalidInput when empty, larger than `max_bytes`, or not a JPEG, PNG or WebP image by
-    its content, whatever its name and claimed type say (an HTML page named photo.jpg is refused).
+    Refused with InvalidInput when its name holds a NUL character, when empty, larger than `max_bytes`, or
+    not a JPEG, PNG or WebP image by its content, whatever its name and claimed type say (an HTML page named
+    photo.jpg is refused).
     """
+    if "\x00" in filename:  # PostgreSQL cannot store it, and no person's file name holds one
+        raise InvalidInput("attachment refused", [Problem("file", "a NUL character is not allowed in the file name")])
     if not data:
         raise InvalidInput("attachment refused", [Problem("file", "the file is empty")])
     if len(data) > max_bytes:

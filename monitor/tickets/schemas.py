@@ -10,6 +10,7 @@ from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
+from monitor.bounds import PRINTABLE, TEXT, RowId, Vnd
 from monitor.priority import Priority
 from monitor.tickets.choices import EventKind, ProblemScope, TicketAction, TicketSource, TicketStatus
 from monitor.tickets.models import InspectionSchedule, Ticket, TicketAttachment, TicketEvent
@@ -24,13 +25,9 @@ def _aware(value: datetime | None) -> datetime | None:
 
 
 # No control characters: PostgreSQL refuses NUL in text, and no person types them.
-Title = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f]*$")
-]
-LongText = Annotated[str, StringConstraints(max_length=10_000, pattern=r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*$")]
-Note = Annotated[
-    str, StringConstraints(strip_whitespace=True, max_length=2000, pattern=r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*$")
-]
+Title = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200, pattern=PRINTABLE)]
+LongText = Annotated[str, StringConstraints(max_length=10_000, pattern=TEXT)]
+Note = Annotated[str, StringConstraints(strip_whitespace=True, max_length=2000, pattern=TEXT)]
 Code = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")]
 AwareDatetime = Annotated[datetime | None, AfterValidator(_aware)]
 
@@ -68,7 +65,7 @@ class TransitionRequest(BaseModel):
 class AssignmentUpdate(BaseModel):
     """Who takes the ticket; None to leave it unassigned (`POST /tickets/{code}/assign`)."""
 
-    assignee_id: int | None
+    assignee_id: RowId | None
     note: Note = ""
 
 
@@ -82,14 +79,14 @@ class PriorityUpdate(BaseModel):
 class CommentCreate(BaseModel):
     """A comment (`POST /tickets/{code}/comments`)."""
 
-    text: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=5000)]
+    text: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=5000, pattern=TEXT)]
 
 
 class CostsUpdate(BaseModel):
     """What a repair cost, in whole đồng, and the parts replaced."""
 
-    parts_cost_vnd: int = Field(ge=0, le=10**12)
-    labour_cost_vnd: int = Field(ge=0, le=10**12)
+    parts_cost_vnd: Vnd
+    labour_cost_vnd: Vnd
     parts_replaced: list[Title] = Field(default_factory=list, max_length=100)
     note: Note = ""
 
@@ -116,7 +113,7 @@ class TicketPublic(BaseModel):
     status: TicketStatus
     status_label: str
     allowed_actions: list[TicketAction]
-    assignee_id: int | None
+    assignee_id: RowId | None
     occurred_at: datetime | None
     created_at: datetime
     acknowledged_at: datetime | None
@@ -188,7 +185,7 @@ class TicketSummaryPublic(BaseModel):
     device_code: str | None
     commune_code: str | None
     district_code: str
-    assignee_id: int | None
+    assignee_id: RowId | None
     created_at: datetime
     acknowledged_at: datetime | None
     ack_due_at: datetime | None

@@ -19,6 +19,7 @@ from monitor.errors import InvalidInput, Problem
 from monitor.policies import alert_rules, ticket_policy
 from monitor.web.bodies import api_router, decode_json
 from monitor.web.deps import PrincipalDep, SessionDep, SettingsDep, require_roles
+from monitor.web.params import IdPath, Offset
 
 router = api_router(prefix="/api/v1", tags=["alerts"])
 
@@ -81,7 +82,7 @@ def list_problems(
     status: Annotated[list[str] | None, Query(description="active, pending, suppressed, resolved")] = None,
     district: Annotated[str | None, Query(max_length=16, pattern=r"^[0-9A-Za-z]+$")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 200,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
 ) -> list[ProblemPublic]:
     """Problems, newest first (default: active ones)."""
     allowed = {"active", "pending", "suppressed", "resolved"}
@@ -99,7 +100,7 @@ def list_problems(
 
 
 @router.get("/problems/{problem_id}", response_model=ProblemPublic)
-def get_problem(problem_id: int, session: SessionDep, principal: PrincipalDep) -> ProblemPublic:
+def get_problem(problem_id: IdPath, session: SessionDep, principal: PrincipalDep) -> ProblemPublic:
     return ProblemPublic.build(
         service.get_problem(problem_id, session=session, district_codes=principal.scope.district_codes)
     )
@@ -107,7 +108,7 @@ def get_problem(problem_id: int, session: SessionDep, principal: PrincipalDep) -
 
 @router.post("/problems/{problem_id}/acknowledge", response_model=ProblemPublic)
 def acknowledge_problem(
-    problem_id: int,
+    problem_id: IdPath,
     body: AcknowledgeRequest,
     session: SessionDep,
     principal: Annotated[Any, Depends(require_roles(Role.ADMIN, Role.OFFICER, Role.TECHNICIAN))],
@@ -148,7 +149,7 @@ def create_window(
 
 @router.delete("/maintenance-windows/{window_id}", status_code=204)
 def end_window(
-    window_id: int,
+    window_id: IdPath,
     session: SessionDep,
     principal: Annotated[Any, Depends(require_roles(Role.ADMIN, Role.OFFICER))],
 ) -> None:

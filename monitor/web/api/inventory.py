@@ -6,6 +6,7 @@ from typing import Annotated, Literal
 
 from fastapi import Query
 
+from monitor.bounds import PRINTABLE
 from monitor.errors import InvalidInput, Problem
 from monitor.health.states import DeviceState
 from monitor.inventory import service
@@ -22,12 +23,11 @@ from monitor.inventory.schemas import (
 )
 from monitor.web.bodies import api_router
 from monitor.web.deps import PrincipalDep, SessionDep
+from monitor.web.params import Offset
 
 router = api_router(prefix="/api/v1", tags=["inventory"])
 
 Code = Annotated[str, Query(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")]
-# No control characters: PostgreSQL refuses NUL in text, and no person types them.
-PRINTABLE = r"^[^\x00-\x1f\x7f]*$"
 SearchText = Annotated[
     str | None, Query(max_length=100, pattern=PRINTABLE, description="text to find, accents and case ignored")
 ]
@@ -57,7 +57,7 @@ def list_communes(
     district: Code | None = None,
     q: SearchText = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 500,
-    offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
+    offset: Offset = 0,
 ) -> CommunePage:
     """Communes, optionally of one district, with a text search that ignores accents and case."""
     rows, total = service.list_communes(
@@ -99,7 +99,7 @@ def list_devices(
     after: Annotated[
         str | None, Query(max_length=64, pattern=PRINTABLE, description="last code of the previous page")
     ] = None,
-    offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
+    offset: Offset = 0,
 ) -> DevicePage:
     """Devices ordered by code, with their current health, filtered by district, commune, kind, state, and a
     text search ignoring accents (`dinh lap` finds Đình Lập). Page with `after` (keyset) or `offset`."""

@@ -30,6 +30,7 @@ from monitor.db import utcnow
 from monitor.errors import Conflict
 from monitor.web.bodies import api_router
 from monitor.web.deps import Principal, SessionDep, require_roles
+from monitor.web.params import IdPath, IdQuery, Offset
 
 router = api_router(prefix="/api/v1/notifications", tags=["notifications"])
 
@@ -60,13 +61,13 @@ def create_channel(data: ChannelCreate, session: SessionDep, _admin: Admin) -> C
 
 
 @router.get("/channels/{channel_id}", response_model=ChannelPublic)
-def get_channel(channel_id: int, session: SessionDep, _admin: Admin) -> ChannelPublic:
+def get_channel(channel_id: IdPath, session: SessionDep, _admin: Admin) -> ChannelPublic:
     """One channel."""
     return service.channel_public(service.get_channel(channel_id, session=session))
 
 
 @router.patch("/channels/{channel_id}", response_model=ChannelPublic)
-def update_channel(channel_id: int, changes: ChannelUpdate, session: SessionDep, _admin: Admin) -> ChannelPublic:
+def update_channel(channel_id: IdPath, changes: ChannelUpdate, session: SessionDep, _admin: Admin) -> ChannelPublic:
     """Change a channel; config keys merge into the stored ones, a secret sent back as `***set***` is kept."""
     channel = service.update_channel(channel_id, changes, session=session)
     _commit(session)
@@ -74,7 +75,7 @@ def update_channel(channel_id: int, changes: ChannelUpdate, session: SessionDep,
 
 
 @router.delete("/channels/{channel_id}", status_code=204)
-def delete_channel(channel_id: int, session: SessionDep, _admin: Admin) -> Response:
+def delete_channel(channel_id: IdPath, session: SessionDep, _admin: Admin) -> Response:
     """Remove a channel with its deliveries (deactivate it instead to keep the history)."""
     service.delete_channel(channel_id, session=session)
     _commit(session)
@@ -83,7 +84,7 @@ def delete_channel(channel_id: int, session: SessionDep, _admin: Admin) -> Respo
 
 @router.post("/channels/{channel_id}/test", response_model=ChannelTestResult)
 async def test_channel(
-    channel_id: int, session: SessionDep, admin: Admin, request: ChannelTest | None = None
+    channel_id: IdPath, session: SessionDep, admin: Admin, request: ChannelTest | None = None
 ) -> ChannelTestResult:
     """Send a test message now, outside the queue; 502 with the reason when it does not go through."""
 
@@ -109,9 +110,9 @@ def list_deliveries(
     session: SessionDep,
     principal: DeliveryReader,
     status: DeliveryStatus | None = None,
-    channel: Annotated[int | None, Query(ge=1)] = None,
+    channel: IdQuery = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
+    offset: Offset = 0,
 ) -> DeliveryPage:
     """Deliveries newest first with their attempts and last error; an officer sees their district's only."""
     rows, total = service.list_deliveries(

@@ -34,6 +34,7 @@ from monitor.tickets.schemas import (
 )
 from monitor.web.bodies import api_router
 from monitor.web.deps import Principal, PrincipalDep, SessionDep, SettingsDep, require_roles
+from monitor.web.params import IdPath, IdQuery, YearPath
 
 router = api_router(prefix="/api/v1/tickets", tags=["tickets"])
 Worker = Annotated[Principal, Depends(require_roles(Role.ADMIN, Role.OFFICER, Role.TECHNICIAN))]
@@ -51,7 +52,7 @@ def list_tickets(
     status: Annotated[list[TicketStatus] | None, Query(description="default: every open status")] = None,
     priority: Annotated[list[Priority] | None, Query()] = None,
     source: Annotated[list[TicketSource] | None, Query()] = None,
-    assignee: Annotated[int | None, Query(ge=1)] = None,
+    assignee: IdQuery = None,
     breached: bool | None = None,
     q: Annotated[str | None, Query(max_length=100, pattern=r"^[^\x00-\x1f\x7f]*$")] = None,
     after: Annotated[str | None, Query(max_length=200, pattern=r"^[A-Za-z0-9_-]*$")] = None,
@@ -93,7 +94,7 @@ def _visible(code: str, session: Any, principal: Principal) -> Any:
 
 
 @router.get("/costs/{year}", response_model=list[DistrictCostPublic])
-def costs(year: int, session: SessionDep, principal: PrincipalDep) -> list[DistrictCostPublic]:
+def costs(year: YearPath, session: SessionDep, principal: PrincipalDep) -> list[DistrictCostPublic]:
     """Repair costs per district for one year, for the budget estimate."""
     rows = service.district_costs(year, session=session)
     return [
@@ -226,7 +227,7 @@ def upload_attachment(
 
 @router.get("/{code}/attachments/{attachment_id}")
 def download_attachment(
-    code: str, attachment_id: int, session: SessionDep, principal: PrincipalDep, settings: SettingsDep
+    code: str, attachment_id: IdPath, session: SessionDep, principal: PrincipalDep, settings: SettingsDep
 ) -> FileResponse:
     found = service.attachments(code, session=session, district_codes=principal.scope.district_codes)
     attachment = next((a for a in found if a.id == attachment_id), None)
