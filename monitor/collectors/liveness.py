@@ -137,9 +137,24 @@ class Liveness:
 
     def late(self, seconds: float) -> None:
         """A poll slot started `seconds` after its time (from the scheduler)."""
-        if seconds > self.stall_s:
-            end = self.clock()
-            self._record(Stall("schedule", end - timedelta(seconds=seconds), end), "poll slots started late")
+        if seconds <= self.stall_s:
+            return
+        end = self.clock()
+        stall = Stall("schedule", end - timedelta(seconds=seconds), end)
+        settle = timedelta(seconds=self.settle_s)
+        # Every slot of a stalled loop reports it: one stall, one line, not one per slot.
+        for known in reversed(self.stalls):
+            if known.start <= stall.start and stall.end <= known.end + settle:
+                return
+            if known.cause == "schedule" and stall.start <= known.end + settle:
+                self.stalls.remove(known)
+                self.stalled_seconds["schedule"] += (max(known.end, stall.end) - known.start).total_seconds() - (
+                    known.seconds
+                )
+                self.stalls.append(Stall("schedule", known.start, max(known.end, stall.end)))
+                return
+            break
+        self._record(stall, "poll slots started late")
 
     # --- writes ------------------------------------------------------------------------------
 
