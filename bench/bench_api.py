@@ -183,7 +183,7 @@ def parse_wrk(output: str) -> dict[str, Any]:
 
 def run_wrk(args: argparse.Namespace, pid: int, name: str, url: str, token: str, script: Path | None) -> Row:
     """A warm-up run, then the measured one with the server's CPU read around it."""
-    command = ["wrk", "-t2", f"-c{args.connections}", "-H", f"Authorization: Bearer {token}"]
+    command = ["wrk", f"-t{min(2, args.connections)}", f"-c{args.connections}", "-H", f"Authorization: Bearer {token}"]
     if script is not None:
         command += ["-s", str(script)]
     subprocess.run([*command, f"-d{WARMUP_S}s", url], check=True, capture_output=True, timeout=WARMUP_S + 30)

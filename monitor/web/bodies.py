@@ -1,22 +1,32 @@
-"""One way a JSON body is decoded, for every route: bounded depth, no NUL character.
+"""The route class of every router: one way a JSON body is decoded, and one worker thread per request.
+
+JSON: bounded depth, no NUL character.
 
 `json.loads` recurses once per level and raises RecursionError near 1,000 levels (a 500 before); what
 it returns may then be walked again by the validators. Bodies of this service are a few levels deep, so a
 body deeper than MAX_DEPTH is refused as invalid JSON (422) without going further. A NUL character is
 refused too: PostgreSQL cannot store it in text, and no person types one.
 
-Every router is an `api_router(...)`, whose routes decode through `decode_json` (a test checks that no
-route escapes it).
+Threads: a route written as a plain `def` (it uses the synchronous database session) runs in one worker
+thread, whole, and closes its session there before it returns. FastAPI would run such a route in a thread,
+then validate its answer in another and close the session in a third: each hop is two thread wake-ups and
+a GIL hand-over, measured here (bench/bench_api.py) at 0.2-0.3 ms of CPU each, more than the query.
+
+Every router is an `api_router(...)` (a test checks that no route escapes it).
 """
 
 from __future__ import annotations
 
+import functools
+import inspect
 import json
 from collections.abc import Callable, Coroutine
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
 from fastapi.routing import APIRoute
+from sqlmodel import Session
+from starlette.concurrency import run_in_threadpool
 
 MAX_DEPTH = 32
 
@@ -66,8 +76,31 @@ class CheckedJsonRequest(Request):
         return self._json
 
 
+def in_one_thread(endpoint: Callable[..., Any]) -> Callable[..., Any]:
+    """A plain `def` endpoint as a coroutine that runs it in one worker thread and closes its sessions there."""
+
+    @functools.wraps(endpoint)  # FastAPI reads the signature (and its annotations' module) through __wrapped__
+    async def run(*args: Any, **kwargs: Any) -> Any:
+        def work() -> Any:
+            try:
+                return endpoint(*args, **kwargs)
+            finally:
+                for value in kwargs.values():
+                    if isinstance(value, Session):
+                        value.close()  # its connection back to the pool before the answer is sent
+
+        return await run_in_threadpool(work)
+
+    return run
+
+
 class CheckedRoute(APIRoute):
-    """A route that reads its JSON body through `decode_json`."""
+    """A route that reads its JSON body through `decode_json`, and runs a plain `def` endpoint in one thread."""
+
+    def __init__(self, path: str, endpoint: Callable[..., Any], **kwargs: Any) -> None:
+        if not inspect.iscoroutinefunction(endpoint):
+            endpoint = in_one_thread(endpoint)
+        super().__init__(path, endpoint, **kwargs)
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()

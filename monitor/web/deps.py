@@ -27,11 +27,12 @@ def get_settings(request: Request) -> Settings:
     return settings
 
 
-# The database is synchronous (SQLAlchemy's Session): every route that uses it is a plain `def`, run in a
-# worker thread, so that a slow query, a locked SQLite file or an empty pool never stops the event loop
-# (which then could not even answer /healthz or take a signal). Creating the Session does no I/O; closing
-# one that holds a connection does (a rollback), so that happens in a thread too. scope="function": the
-# connection goes back to the pool when the route returns, not after a slow client has read the answer.
+# The database is synchronous (SQLAlchemy's Session): every route that uses it is a plain `def`, run whole in
+# one worker thread that also closes the session (monitor.web.bodies.CheckedRoute), so that a slow query, a
+# locked SQLite file or an empty pool never stops the event loop (which then could not even answer /healthz
+# or take a signal). Creating the Session does no I/O; closing one that still holds a connection does (a
+# rollback), so that happens in a thread too. scope="function": the connection goes back to the pool when
+# the route returns, not after a slow client has read the answer.
 async def get_session(engine: Annotated[Engine, Depends(get_engine)]) -> AsyncIterator[Session]:
     session = Session(engine, expire_on_commit=False)
     try:
@@ -67,7 +68,7 @@ class Principal:
         return self.scope.role
 
 
-def get_principal(request: Request, session: SessionDep) -> Principal:
+async def get_principal(request: Request, session: SessionDep) -> Principal:
     """The signed-in user, from a bearer token (API clients) or the session cookie (browsers).
 
     A cookie-authenticated request that changes something must echo the session's CSRF token in the
@@ -80,7 +81,7 @@ def get_principal(request: Request, session: SessionDep) -> Principal:
     else:
         token = request.cookies.get(SESSION_COOKIE, "")
         from_cookie = True
-    found = session_user(token, session=session) if token else None
+    found = await run_in_threadpool(session_user, token, session=session) if token else None
     if found is None:
         raise HTTPException(401, "sign in first", headers={"WWW-Authenticate": "Bearer"})
     user, user_session = found

@@ -6,11 +6,11 @@
 
 The body is read *here*, in full, before the route runs: a route (and its database connection, its worker
 thread) never waits on the network. A body larger than the cap is refused with 413 while it streams in,
-before it is parsed; a client that pauses too long or takes too long is cut off (408). Each address may send
-a bounded number of bodies at once and have a bounded number of requests worked on at once (the others
-wait their turn, at most `web_queue_timeout_s`, then 503): one client cannot hold more than a share of the
-worker threads, whatever it does. Every answer carries `X-Request-ID`; an unexpected error is logged once,
-with that id, and answered with a problem that carries it too.
+before it is parsed; a client that pauses too long or takes too long is cut off (408). Each address may
+take over a second to send a bounded number of bodies at once, and have a bounded number of requests worked
+on at once (the others wait their turn, at most `web_queue_timeout_s`, then 503): one client cannot hold
+more than a share of the worker threads, whatever it does. Every answer carries `X-Request-ID`; an
+unexpected error is logged once, with that id, and answered with a problem that carries it too.
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ from monitor.web.problems import REQUEST_ID, problem
 log = logging.getLogger(__name__)
 _GIVEN_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
 UNGUARDED_PATHS = frozenset({"/healthz"})
+SLOW_AFTER_S = 1.0  # a body that takes longer than this counts among its address's slow senders
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +57,10 @@ class _BodyTimeout(Exception):
 
 
 class _ClientGone(Exception):
+    pass
+
+
+class _TooManySlow(Exception):
     pass
 
 
@@ -130,21 +135,20 @@ class RequestGuard:
             return
         client = _client(scope)
         if declared == 0 or (declared is None and not _chunked(scope)):
-            body = b""  # nothing to wait for: such a request holds no place among those sending bodies
+            body = b""  # nothing to wait for
             message = await receive()
             if message["type"] == "http.disconnect":
                 return
         else:
-            receiving = self._receiving.get(client, 0)
-            if receiving >= self.limits.client_max_receiving:
-                await _answer(send, _busy("too many requests of this address are sending their bodies"), close=True)
-                return
-            self._receiving[client] = receiving + 1
             try:
                 deadline = self.limits.body_timeout_s * (5 if limit == self.limits.max_upload_bytes else 1)
-                body = await self._read_body(receive, limit, deadline)
+                body = await self._read_body(client, receive, limit, deadline)
             except _BodyTooLarge:
                 await _answer(send, _too_large(limit), close=True)
+                return
+            except _TooManySlow:
+                why = "too many requests of this address are sending their bodies slowly"
+                await _answer(send, _busy(why), close=True)
                 return
             except _BodyTimeout:
                 log.info("cut off %s: its request body did not arrive in time (%s %s)", client, method, path)
@@ -155,12 +159,6 @@ class RequestGuard:
             except _ClientGone:
                 log.info("%s went away while sending %s %s", client, method, path)
                 return
-            finally:
-                left = self._receiving[client] - 1
-                if left:
-                    self._receiving[client] = left
-                else:
-                    del self._receiving[client]
         if path in UNGUARDED_PATHS:  # answered on the event loop at once; must answer while clients queue
             await self.app(scope, _replay(body, receive), send)
             return
@@ -170,7 +168,8 @@ class RequestGuard:
         turns.users += 1
         try:
             try:
-                await asyncio.wait_for(turns.semaphore.acquire(), self.limits.queue_timeout_s)
+                async with asyncio.timeout(self.limits.queue_timeout_s):
+                    await turns.semaphore.acquire()
             except TimeoutError:
                 await _answer(send, _busy("this address has too many requests being worked on"))
                 return
@@ -183,27 +182,50 @@ class RequestGuard:
             if not turns.users:
                 del self._turns[client]
 
-    async def _read_body(self, receive: Receive, limit: int, deadline_s: float) -> bytes:
+    async def _read_body(self, client: str, receive: Receive, limit: int, deadline_s: float) -> bytes:
+        """The whole body, within the deadlines. A body still arriving after SLOW_AFTER_S takes one of its
+        address's places among slow senders (a fast client never does), refused beyond the cap."""
         chunks: list[bytes] = []
         size = 0
-        ends_at = time.monotonic() + deadline_s
-        while True:
-            wait = min(self.limits.body_idle_timeout_s, ends_at - time.monotonic())
-            if wait <= 0:
-                raise _BodyTimeout
-            try:
-                message = await asyncio.wait_for(receive(), wait)
-            except TimeoutError:
-                raise _BodyTimeout from None
-            if message["type"] == "http.disconnect":
-                raise _ClientGone
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > limit:
-                raise _BodyTooLarge
-            chunks.append(chunk)
-            if not message.get("more_body", False):
-                return b"".join(chunks)
+        began = last = time.monotonic()
+        ends_at = began + deadline_s
+        counted = False
+        try:
+            while True:
+                now = time.monotonic()
+                if now >= ends_at or now - last >= self.limits.body_idle_timeout_s:
+                    raise _BodyTimeout
+                if not counted and now - began >= SLOW_AFTER_S:
+                    slow = self._receiving.get(client, 0)
+                    if slow >= self.limits.client_max_receiving:
+                        raise _TooManySlow
+                    self._receiving[client] = slow + 1
+                    counted = True
+                wake = min(ends_at, last + self.limits.body_idle_timeout_s)
+                if not counted:
+                    wake = min(wake, began + SLOW_AFTER_S)
+                try:
+                    async with asyncio.timeout(max(0.0, wake - now)):
+                        message = await receive()
+                except TimeoutError:
+                    continue
+                if message["type"] == "http.disconnect":
+                    raise _ClientGone
+                chunk = message.get("body", b"")
+                size += len(chunk)
+                if size > limit:
+                    raise _BodyTooLarge
+                chunks.append(chunk)
+                last = time.monotonic()
+                if not message.get("more_body", False):
+                    return b"".join(chunks)
+        finally:
+            if counted:
+                left = self._receiving[client] - 1
+                if left:
+                    self._receiving[client] = left
+                else:
+                    del self._receiving[client]
 
 
 def _replay(body: bytes, receive: Receive) -> Receive:
