@@ -43,6 +43,16 @@ class TicketBase(BaseModel):
 class TicketCreate(TicketBase):
     """A report recorded by an officer: from a commune, about a device or not (`POST /api/v1/tickets`)."""
 
+    # The rule of `_a_place`, in the schema: a commune or a device (or both).
+    model_config = ConfigDict(
+        json_schema_extra={
+            "anyOf": [
+                {"required": ["commune_code"], "properties": {"commune_code": {"type": "string"}}},
+                {"required": ["device_code"], "properties": {"device_code": {"type": "string"}}},
+            ]
+        }
+    )
+
     commune_code: Code | None = None
     device_code: Code | None = None
     kind: Code = "report"

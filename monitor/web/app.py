@@ -24,6 +24,7 @@ from monitor.health.store import HealthStore, policy_from_settings
 from monitor.metrics_fleet import web_exporter
 from monitor.web.api import alerts, auth, heartbeats, inventory, metrics, notifications, tickets
 from monitor.web.guard import GuardLimits, RequestGuard
+from monitor.web.openapi import install_openapi
 from monitor.web.problems import install_problem_handlers
 
 HEALTHZ_DATABASE_WAIT_S = 1.0  # /healthz answers within about this, whatever the database does
@@ -141,4 +142,5 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
         status = "ok" if database == "ok" else "degraded"
         return {"status": status, "database": database, "version": __version__}
 
+    install_openapi(app)  # last: it documents and completes the routes above
     return app

@@ -14,6 +14,7 @@ from typing import Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic.config import JsonDict
 
 from monitor.alerts.choices import ChannelKind, DeliveryStatus
 from monitor.config import PLACEHOLDER_SECRETS
@@ -27,6 +28,11 @@ DEFAULT_TELEGRAM_API = "https://api.telegram.org"
 # No spaces, commas or angle brackets: an address that cannot smuggle a second one or a header.
 _EMAIL = re.compile(r"^[^@\s<>,;\"]+@[^@\s<>,;\"]+$")
 _CHAT_ID = re.compile(r"^(-?[0-9]{1,20}|@[A-Za-z0-9_]{5,32})$")
+# The validators' rules as JSON Schema (the document only: the validators below decide).
+_URL_SCHEMA: JsonDict = {"pattern": r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,4})?(/[!-~]*)?$"}
+# Python's \s also holds \x1c-\x1f and \x85, which a JSON Schema (ECMA) \s does not.
+_EMAIL_SCHEMA: JsonDict = {"pattern": r'^[^@\s<>,;"\x1c-\x1f\x85]+@[^@\s<>,;"\x1c-\x1f\x85]+$'}
+_SECRET_SCHEMA: JsonDict = {"pattern": r"[^\s]"}  # not only spaces (a placeholder once stripped)
 
 
 def _http_url(value: str) -> str:
@@ -47,14 +53,16 @@ class _Config(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
     language: Language = Field(default="vi", description="language of messages to explicit recipients")
-    timeout_s: float = Field(default=10.0, gt=0, le=60, description="how long one attempt may take")
+    timeout_s: float = Field(default=10.0, gt=0, le=60, strict=True, description="how long one attempt may take")
 
 
 class WebhookConfig(_Config):
     """A webhook: JSON POSTed to `url`, signed with HMAC-SHA256 of the raw body keyed by `secret`."""
 
-    url: str = Field(max_length=1000)
-    secret: SecretStr = Field(min_length=16, max_length=200, description="HMAC key; write-only")
+    url: str = Field(max_length=1000, json_schema_extra=_URL_SCHEMA)
+    secret: SecretStr = Field(
+        min_length=16, max_length=200, description="HMAC key; write-only", json_schema_extra=_SECRET_SCHEMA
+    )
 
     @field_validator("url")
     @classmethod
@@ -77,8 +85,10 @@ class EmailConfig(_Config):
     starttls: bool = True
     username: str | None = Field(default=None, max_length=200)
     password: SecretStr | None = Field(default=None, max_length=200, description="write-only")
-    from_addr: str
-    to: list[str] = Field(default_factory=list, max_length=100)
+    from_addr: str = Field(max_length=200, json_schema_extra=_EMAIL_SCHEMA)
+    to: list[str] = Field(
+        default_factory=list, max_length=100, json_schema_extra={"items": {"type": "string", **_EMAIL_SCHEMA}}
+    )
 
     @field_validator("from_addr")
     @classmethod
@@ -94,9 +104,15 @@ class EmailConfig(_Config):
 class TelegramConfig(_Config):
     """A Telegram bot: `sendMessage` at `api_base_url`; `chat_ids` overrides the district's people."""
 
-    api_base_url: str = Field(default=DEFAULT_TELEGRAM_API, max_length=500)
-    bot_token: SecretStr = Field(min_length=5, max_length=200, description="write-only")
-    chat_ids: list[str] = Field(default_factory=list, max_length=100)
+    api_base_url: str = Field(default=DEFAULT_TELEGRAM_API, max_length=500, json_schema_extra=_URL_SCHEMA)
+    bot_token: SecretStr = Field(
+        min_length=5, max_length=200, description="write-only", json_schema_extra={"pattern": r"^[A-Za-z0-9:_-]+$"}
+    )
+    chat_ids: list[str] = Field(
+        default_factory=list,
+        max_length=100,
+        json_schema_extra={"items": {"type": "string", "pattern": _CHAT_ID.pattern}},
+    )
 
     @field_validator("api_base_url")
     @classmethod
@@ -189,10 +205,23 @@ def public_config(stored: Mapping[str, Any]) -> dict[str, Any]:
 # --- API shapes ---------------------------------------------------------------------------------
 
 
+def _config_by_kind(schema: JsonDict) -> None:
+    # `config` follows `kind`: one alternative per kind, with that kind's config schema (inline).
+    schema["oneOf"] = [
+        {
+            "properties": {
+                "kind": {"const": kind.value},
+                "config": CONFIG_MODELS[kind].model_json_schema(),
+            }
+        }
+        for kind in ChannelKind
+    ]
+
+
 class ChannelCreate(BaseModel):
     """A new channel; `config` is checked against the kind's model."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_config_by_kind)
 
     name: str = Field(min_length=1, max_length=100, pattern=r"^[^\x00-\x1f\x7f]+$")
     kind: ChannelKind

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import hmac
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import Depends, HTTPException, Query, Request
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from monitor.alerts import service
@@ -19,9 +19,11 @@ from monitor.errors import InvalidInput, Problem
 from monitor.policies import alert_rules, ticket_policy
 from monitor.web.bodies import api_router, decode_json
 from monitor.web.deps import PrincipalDep, SessionDep, SettingsDep, require_roles
+from monitor.web.openapi import problems
 from monitor.web.params import IdPath, Offset
 
 router = api_router(prefix="/api/v1", tags=["alerts"])
+ProblemStatus = Literal["active", "pending", "suppressed", "resolved"]
 
 
 class ProblemPublic(BaseModel):
@@ -59,14 +61,30 @@ class AcknowledgeRequest(BaseModel):
 
 
 class WindowCreate(BaseModel):
-    """A maintenance window: one-off (starts_at..ends_at) or recurring (cron in Asia/Ho_Chi_Minh + duration_s)."""
+    """A maintenance window: one-off (starts_at..ends_at) or recurring (cron in Asia/Ho_Chi_Minh + duration_s).
+
+    `ends_at` must come after `starts_at`, and `cron` be a valid five-field expression (422 otherwise).
+    """
+
+    # The rules of monitor.alerts.maintenance.validate_window, in the schema.
+    model_config = ConfigDict(
+        json_schema_extra={
+            "anyOf": [
+                {"required": ["ends_at"], "properties": {"ends_at": {"type": "string"}, "cron": {"type": "null"}}},
+                {
+                    "required": ["cron", "duration_s"],
+                    "properties": {"cron": {"type": "string"}, "duration_s": {"type": "integer"}},
+                },
+            ]
+        }
+    )
 
     name: str = Field(min_length=1, max_length=200)
     scope: str = Field(pattern=r"^(device|commune|district|kind)$")
     scope_code: str = Field(min_length=1, max_length=64)
-    starts_at: datetime
-    ends_at: datetime | None = None
-    cron: str | None = Field(default=None, max_length=100)
+    starts_at: datetime = Field(strict=True)  # a string with its zone, not a number of seconds
+    ends_at: datetime | None = Field(default=None, strict=True)
+    cron: str | None = Field(default=None, max_length=100, pattern=r"^\S+( \S+){4}$")
     duration_s: int | None = Field(default=None, gt=0, le=30 * 86400)
 
 
@@ -79,19 +97,16 @@ class WindowPublic(WindowCreate):
 def list_problems(
     session: SessionDep,
     principal: PrincipalDep,
-    status: Annotated[list[str] | None, Query(description="active, pending, suppressed, resolved")] = None,
+    status: Annotated[list[ProblemStatus] | None, Query(description="default: active")] = None,
     district: Annotated[str | None, Query(max_length=16, pattern=r"^[0-9A-Za-z]+$")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 200,
     offset: Offset = 0,
 ) -> list[ProblemPublic]:
     """Problems, newest first (default: active ones)."""
-    allowed = {"active", "pending", "suppressed", "resolved"}
-    if status and not set(status) <= allowed:
-        raise InvalidInput("bad status", [Problem("status", f"one of {', '.join(sorted(allowed))}")])
     problems = service.list_problems(
         session=session,
         district_codes=principal.scope.district_codes,
-        statuses=status or ["active"],
+        statuses=list(status or ["active"]),
         district=district,
         limit=limit,
         offset=offset,
@@ -106,7 +121,7 @@ def get_problem(problem_id: IdPath, session: SessionDep, principal: PrincipalDep
     )
 
 
-@router.post("/problems/{problem_id}/acknowledge", response_model=ProblemPublic)
+@router.post("/problems/{problem_id}/acknowledge", response_model=ProblemPublic, responses=problems(409))
 def acknowledge_problem(
     problem_id: IdPath,
     body: AcknowledgeRequest,
@@ -132,7 +147,7 @@ def list_windows(session: SessionDep, principal: PrincipalDep) -> list[WindowPub
     return [WindowPublic.model_validate(w, from_attributes=True) for w in windows]
 
 
-@router.post("/maintenance-windows", response_model=WindowPublic, status_code=201)
+@router.post("/maintenance-windows", response_model=WindowPublic, status_code=201, responses=problems(404))
 def create_window(
     body: WindowCreate,
     session: SessionDep,
@@ -158,7 +173,7 @@ def end_window(
     session.commit()
 
 
-@router.post("/integrations/alertmanager", tags=["integrations"])
+@router.post("/integrations/alertmanager", tags=["integrations"], responses=problems(401, 408, 413))
 async def alertmanager_webhook(request: Request, session: SessionDep, settings: SettingsDep) -> dict[str, Any]:
     """Alertmanager's webhook (version 4). Answers 2xx only once the result is committed, so retries are safe."""
     expected = settings.alertmanager_token.get_secret_value() if settings.alertmanager_token else ""

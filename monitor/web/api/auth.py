@@ -12,6 +12,7 @@ from monitor.auth.models import Role, User
 from monitor.auth.service import LoginThrottle, authenticate, end_session, start_session
 from monitor.web.bodies import api_router
 from monitor.web.deps import SESSION_COOKIE, PrincipalDep, SessionDep, SettingsDep
+from monitor.web.openapi import problems
 
 router = api_router(prefix="/api/v1/auth", tags=["auth"])
 
@@ -58,7 +59,7 @@ def get_throttle(request: Request) -> LoginThrottle:
     return throttle
 
 
-@router.post("/login", response_model=LoginResponse)
+@router.post("/login", response_model=LoginResponse, responses=problems(401, 429))
 def login(
     body: LoginRequest,
     request: Request,

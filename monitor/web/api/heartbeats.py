@@ -24,6 +24,7 @@ from monitor.health.store import HealthStore
 from monitor.inventory.tokens import authenticate_device
 from monitor.web.bodies import api_router
 from monitor.web.deps import EngineDep, SettingsDep
+from monitor.web.openapi import problems
 
 router = api_router(prefix="/api/v1/heartbeats", tags=["heartbeats"])
 MIN_SPACING_S = 1.0  # a device pushing faster than this is refused (429): one row write per heartbeat
@@ -51,7 +52,9 @@ def get_device_throttles(request: Request) -> tuple[LoginThrottle, LoginThrottle
     return throttles
 
 
-@router.post("/{device_code}", response_model=HeartbeatAccepted, status_code=202)
+@router.post(
+    "/{device_code}", response_model=HeartbeatAccepted, status_code=202, responses=problems(401, 409, 413, 429)
+)
 async def receive_heartbeat(
     device_code: Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")],
     request: Request,

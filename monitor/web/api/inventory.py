@@ -23,6 +23,7 @@ from monitor.inventory.schemas import (
 )
 from monitor.web.bodies import api_router
 from monitor.web.deps import PrincipalDep, SessionDep
+from monitor.web.openapi import problems
 from monitor.web.params import Offset
 
 router = api_router(prefix="/api/v1", tags=["inventory"])
@@ -50,7 +51,7 @@ def list_districts(session: SessionDep, principal: PrincipalDep) -> list[Distric
     ]
 
 
-@router.get("/communes", response_model=CommunePage)
+@router.get("/communes", response_model=CommunePage, responses=problems(404))
 def list_communes(
     session: SessionDep,
     principal: PrincipalDep,
@@ -81,7 +82,7 @@ def get_commune(code: str, session: SessionDep, principal: PrincipalDep) -> Comm
     )
 
 
-@router.get("/devices", response_model=DevicePage)
+@router.get("/devices", response_model=DevicePage, responses=problems(404))
 def list_devices(
     session: SessionDep,
     principal: PrincipalDep,

@@ -30,6 +30,7 @@ from monitor.db import utcnow
 from monitor.errors import Conflict
 from monitor.web.bodies import api_router
 from monitor.web.deps import Principal, SessionDep, require_roles
+from monitor.web.openapi import problems
 from monitor.web.params import IdPath, IdQuery, Offset
 
 router = api_router(prefix="/api/v1/notifications", tags=["notifications"])
@@ -52,7 +53,7 @@ def list_channels(session: SessionDep, _admin: Admin) -> list[ChannelPublic]:
     return [service.channel_public(c) for c in service.list_channels(session=session)]
 
 
-@router.post("/channels", response_model=ChannelPublic, status_code=201)
+@router.post("/channels", response_model=ChannelPublic, status_code=201, responses=problems(409))
 def create_channel(data: ChannelCreate, session: SessionDep, _admin: Admin) -> ChannelPublic:
     """A new channel; its config is checked against its kind (webhook, email, telegram)."""
     channel = service.create_channel(data, session=session, now=utcnow())
@@ -66,7 +67,7 @@ def get_channel(channel_id: IdPath, session: SessionDep, _admin: Admin) -> Chann
     return service.channel_public(service.get_channel(channel_id, session=session))
 
 
-@router.patch("/channels/{channel_id}", response_model=ChannelPublic)
+@router.patch("/channels/{channel_id}", response_model=ChannelPublic, responses=problems(409))
 def update_channel(channel_id: IdPath, changes: ChannelUpdate, session: SessionDep, _admin: Admin) -> ChannelPublic:
     """Change a channel; config keys merge into the stored ones, a secret sent back as `***set***` is kept."""
     channel = service.update_channel(channel_id, changes, session=session)
@@ -74,7 +75,7 @@ def update_channel(channel_id: IdPath, changes: ChannelUpdate, session: SessionD
     return service.channel_public(channel)
 
 
-@router.delete("/channels/{channel_id}", status_code=204)
+@router.delete("/channels/{channel_id}", status_code=204, responses=problems(409))
 def delete_channel(channel_id: IdPath, session: SessionDep, _admin: Admin) -> Response:
     """Remove a channel with its deliveries (deactivate it instead to keep the history)."""
     service.delete_channel(channel_id, session=session)
@@ -82,7 +83,7 @@ def delete_channel(channel_id: IdPath, session: SessionDep, _admin: Admin) -> Re
     return Response(status_code=204)
 
 
-@router.post("/channels/{channel_id}/test", response_model=ChannelTestResult)
+@router.post("/channels/{channel_id}/test", response_model=ChannelTestResult, responses=problems(502))
 async def test_channel(
     channel_id: IdPath, session: SessionDep, admin: Admin, request: ChannelTest | None = None
 ) -> ChannelTestResult:

@@ -34,6 +34,7 @@ from monitor.tickets.schemas import (
 )
 from monitor.web.bodies import api_router
 from monitor.web.deps import Principal, PrincipalDep, SessionDep, SettingsDep, require_roles
+from monitor.web.openapi import problems
 from monitor.web.params import IdPath, IdQuery, YearPath
 
 router = api_router(prefix="/api/v1/tickets", tags=["tickets"])
@@ -76,7 +77,7 @@ def list_tickets(
     return TicketPage(items=[TicketSummaryPublic.build(s) for s in page.items], next_cursor=page.next_cursor)
 
 
-@router.post("", response_model=TicketPublic, status_code=201)
+@router.post("", response_model=TicketPublic, status_code=201, responses=problems(404, 409))
 def create_ticket(body: TicketCreate, session: SessionDep, principal: Officer, settings: SettingsDep) -> Any:
     """Record a report from a commune (with or without a device); routed to the responsible district."""
     ticket = service.create_manual_ticket(
@@ -116,7 +117,7 @@ def history(code: str, session: SessionDep, principal: PrincipalDep) -> list[Tic
     return [TicketEventPublic.build(e) for e in events]
 
 
-@router.post("/{code}/transitions", response_model=TicketPublic)
+@router.post("/{code}/transitions", response_model=TicketPublic, responses=problems(409))
 def transition(
     code: str, body: TransitionRequest, session: SessionDep, principal: Worker, settings: SettingsDep
 ) -> TicketPublic:
@@ -136,7 +137,7 @@ def transition(
     return TicketPublic.build(ticket)
 
 
-@router.post("/{code}/assign", response_model=TicketPublic)
+@router.post("/{code}/assign", response_model=TicketPublic, responses=problems(409))
 def assign(code: str, body: AssignmentUpdate, session: SessionDep, principal: Officer) -> TicketPublic:
     """Give the ticket to a technician or officer of its district (or to nobody)."""
     _visible(code, session, principal)
@@ -147,7 +148,7 @@ def assign(code: str, body: AssignmentUpdate, session: SessionDep, principal: Of
     return TicketPublic.build(ticket)
 
 
-@router.post("/{code}/priority", response_model=TicketPublic)
+@router.post("/{code}/priority", response_model=TicketPublic, responses=problems(409))
 def change_priority(
     code: str, body: PriorityUpdate, session: SessionDep, principal: Officer, settings: SettingsDep
 ) -> TicketPublic:
@@ -166,7 +167,7 @@ def change_priority(
     return TicketPublic.build(ticket)
 
 
-@router.post("/{code}/comments", response_model=TicketEventPublic, status_code=201)
+@router.post("/{code}/comments", response_model=TicketEventPublic, status_code=201, responses=problems(409))
 def comment(code: str, body: CommentCreate, session: SessionDep, principal: Worker) -> TicketEventPublic:
     _visible(code, session, principal)
     event = service.add_comment(code, body.text, actor=principal.user.id, session=session, now=utcnow())
@@ -174,7 +175,7 @@ def comment(code: str, body: CommentCreate, session: SessionDep, principal: Work
     return TicketEventPublic.build(event)
 
 
-@router.post("/{code}/costs", response_model=TicketPublic)
+@router.post("/{code}/costs", response_model=TicketPublic, responses=problems(409))
 def record_costs(code: str, body: CostsUpdate, session: SessionDep, principal: Worker) -> TicketPublic:
     """Parts and labour (VND) and the parts replaced."""
     _visible(code, session, principal)
@@ -198,7 +199,9 @@ def list_attachments(code: str, session: SessionDep, principal: PrincipalDep) ->
     return [TicketAttachmentPublic.build(a) for a in found]
 
 
-@router.post("/{code}/attachments", response_model=TicketAttachmentPublic, status_code=201)
+@router.post(
+    "/{code}/attachments", response_model=TicketAttachmentPublic, status_code=201, responses=problems(400, 409)
+)
 def upload_attachment(
     code: str,
     session: SessionDep,
