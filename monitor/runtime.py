@@ -190,8 +190,8 @@ async def run_collector(
 
 
 def _unsaved(collector: Collector) -> str | None:
-    held = collector.observations_held
-    return f"{held} observations of the collector not saved" if held else None
+    unsaved = collector.observations_unsaved
+    return f"{unsaved} observations of the collector not saved" if unsaved else None
 
 
 async def run_demo(

@@ -82,7 +82,7 @@ class Stopper:
                 said = f"(could not tell: {exc})"
             if said:
                 left.append(said)
-        log.error("%s: ending the process now; %s", why, "; ".join(left) or "nothing was left unsaved")
+        log.error("%s: ending the process now; %s", why, "; ".join(left) or "nothing left to report")
         logging.shutdown()
         os._exit(1)
 

@@ -252,6 +252,11 @@ class Collector:
         return len(self._held)
 
     @property
+    def observations_unsaved(self) -> int:
+        """Observations heard and not saved yet: held for the database, and queued for the next save."""
+        return len(self._held) + self._queue.qsize()
+
+    @property
     def blind(self) -> bool:
         """Whether the collector holds judgement back now: every poll fails, it is stalled, or an ingest is silent."""
         return self.guard.blind or self.liveness.stalled or any(w.silent for w in self.ingest.values())

@@ -103,6 +103,15 @@ class RequestGuard:
 
         try:
             await self._guarded(scope, receive, send_with_id)
+        except asyncio.CancelledError:
+            # The server is stopping and its grace is over (uvicorn cancels what still runs): say so, and end
+            # the request here rather than as an "Exception in ASGI application" with a traceback.
+            log.warning("stopping: %s %s (request %s) cut short", scope.get("method"), scope.get("path"), request_id)
+            if not started:
+                stopping = problem(
+                    503, "Stopping", "the service is restarting; try again shortly", headers={"Retry-After": "5"}
+                )
+                await _answer(send_with_id, stopping, close=True)
         except Exception as exc:  # the one place an unexpected error is logged (once) and answered
             log.error(
                 "unexpected error in %s %s (request %s)",

@@ -70,6 +70,6 @@ def server_config(app: FastAPI, settings: Settings, host: str, port: int, **opti
         limit_concurrency=settings.web_max_connections,
         timeout_keep_alive=5,
         # Open connections get this long to finish at shutdown; the process's own deadline is longer.
-        timeout_graceful_shutdown=max(1, int(settings.shutdown_timeout_s / 2)),
+        timeout_graceful_shutdown=max(1, int(settings.shutdown_timeout_s / 4)),
         **options,
     )
