@@ -29,7 +29,8 @@ def test_the_served_web_process_logs_people_not_scrapes_and_warms_its_metrics(sq
     port = free_port()
     server = _server(app, sqlite_settings, "127.0.0.1", port)
     access = logging.getLogger("uvicorn.access")
-    _server(create_app(sqlite_settings, engine), sqlite_settings, "127.0.0.1", free_port())  # a second server adds no second filter
+    # a second server adds no second filter
+    _server(create_app(sqlite_settings, engine), sqlite_settings, "127.0.0.1", free_port())
     assert sum(isinstance(f, QuietMachineTraffic) for f in access.filters) == 1
     lines = Lines()
     access.addHandler(lines)
