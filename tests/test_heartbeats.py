@@ -123,3 +123,15 @@ def test_three_bad_heartbeats_take_the_device_down(board) -> None:
     with Session(engine) as session:
         states = [c.new_state for c in session.exec(select(StateChange).order_by(col(StateChange.id)))]
     assert states == ["up", "down"]
+
+
+def test_failed_device_authentications_are_throttled_per_address_and_device_then_per_address(board) -> None:
+    client, token, _engine = board
+    for _ in range(10):
+        assert push(client, "wrong-token", BOARD).status_code == 401
+    refused = push(client, token, BOARD)  # now even the right token from this address for this device waits
+    assert refused.status_code == 429
+    assert "too many failed device authentications" in refused.json()["detail"]
+    # Another device behind the same (carrier NAT) address is not locked out by its misconfigured neighbour.
+    other = push(client, "wrong-token", BOARD, code="06613-ST")
+    assert other.status_code == 401
