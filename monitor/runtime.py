@@ -25,6 +25,7 @@ from monitor.collectors.profiles import load_profiles
 from monitor.collectors.runner import Collector
 from monitor.config import Settings
 from monitor.db import session_scope, utcnow
+from monitor.failures import FailureReport
 from monitor.metrics import CollectorSource, MetricsSource, collector_exporter
 from monitor.metrics_server import MetricsServer, collector_metrics_port
 from monitor.policies import alert_rules, delivery_policy, ticket_policy
@@ -44,10 +45,12 @@ def make_dispatcher(settings: Settings, engine: Engine, name: str = "dispatcher"
 
 
 async def dispatch_forever(dispatcher: Dispatcher, every_s: float = DISPATCH_EVERY_S) -> None:
-    """Run dispatcher cycles until cancelled; a failing cycle (the database away) is logged and retried."""
+    """Run dispatcher cycles until cancelled; a failing cycle (the database away) is reported and retried."""
+    failures = FailureReport(log, "dispatcher cycle", every_s)
     while True:
         try:
             report = await asyncio.to_thread(dispatcher.run_once)
+            failures.worked()
             if report.opened or report.resolved:
                 log.info(
                     "problems: %d opened (%d grouped), %d resolved, %d suppressed; tickets %s",
@@ -57,14 +60,15 @@ async def dispatch_forever(dispatcher: Dispatcher, every_s: float = DISPATCH_EVE
                     report.suppressed,
                     ", ".join(report.tickets[:10]) or "-",
                 )
-        except Exception:
-            log.exception("dispatcher cycle failed; retrying in %.0f s", every_s)
+        except Exception as exc:
+            failures.failed(exc)
         await asyncio.sleep(every_s)
 
 
 async def deliver_forever(settings: Settings, engine: Engine, stats: DeliveryStats) -> None:
     """Send queued notifications until cancelled (digests per recipient; retries with backoff)."""
     policy = delivery_policy(settings)
+    failures = FailureReport(log, "sending notifications", settings.notify_interval_s)
     last_purge = 0.0
     async with open_senders() as senders:
         while True:
@@ -73,8 +77,9 @@ async def deliver_forever(settings: Settings, engine: Engine, stats: DeliverySta
                 if time.monotonic() - last_purge > 3600:
                     await asyncio.to_thread(_purge, engine, settings)
                     last_purge = time.monotonic()
-            except Exception:
-                log.exception("sending notifications failed; retrying in %.0f s", settings.notify_interval_s)
+                failures.worked()
+            except Exception as exc:
+                failures.failed(exc)
             await asyncio.sleep(settings.notify_interval_s)
 
 

@@ -48,6 +48,7 @@ from monitor.collectors.target import PollTarget
 from monitor.collectors.traps import TrapReceiver, fault_from_trap
 from monitor.config import Settings
 from monitor.db import utcnow
+from monitor.failures import FailureReport
 from monitor.health.machine import Observation, collector_blind
 from monitor.health.store import PUSH_PROTOCOLS, DeviceTransition, HealthStore, policy_from_settings
 from monitor.inventory.choices import Protocol
@@ -56,7 +57,6 @@ from monitor.inventory.models import Device
 log = logging.getLogger(__name__)
 BLIND_WINDOW_S = 60.0
 MAX_HELD = 200_000  # observations kept while the database is away (~2 min of 100,000 devices; ~60 MB)
-FAILURE_REPEAT_S = 60.0  # a job that keeps failing says so again at most this often
 
 
 class DatabaseAway(Exception):
@@ -363,24 +363,15 @@ class Collector:
             watch.last_heard = self.store.ingest_facts(protocol).last_heard
 
     async def _every(self, seconds: float, work: Callable[[], Any], what: str) -> None:
-        failures, last_said = 0, 0.0
+        failures = FailureReport(log, what, seconds)  # the database may be away for a while: keep going, say so
         while True:
             await asyncio.sleep(seconds)
             try:
                 await work()
-            except Exception as exc:  # the database may be away for a while: keep going, say so (not twice a second)
-                failures += 1
-                now = time.monotonic()
-                if failures == 1:
-                    log.exception("%s failed; retrying every %g s", what, seconds)
-                    last_said = now
-                elif now - last_said >= FAILURE_REPEAT_S:
-                    log.error("%s still failing (%d times so far): %s", what, failures, str(exc)[:300])
-                    last_said = now
+            except Exception as exc:
+                failures.failed(exc)
             else:
-                if failures:
-                    log.warning("%s works again after %d failures", what, failures)
-                failures = 0
+                failures.worked()
 
     # --- life -------------------------------------------------------------------------------------
 
