@@ -11,13 +11,13 @@ from pathlib import Path
 from typing import Any, cast
 
 import pytest
-from aiosnmp.message import GetRequest, SnmpMessage, SnmpVarbind, SnmpVersion
 
 from monitor.collectors.profiles import load_profiles, parse_profile
 from monitor.collectors.snmp import SnmpPoller, TrapFault, TrapReceiver, fault_from_trap
 from monitor.collectors.snmp_codec import SnmpDecodeError, decode_response, encode_get
 from monitor.collectors.target import PollTarget
 from monitor.health.machine import Observation
+from monitor.simulator import ber
 from tests.peers import NET_SNMP_ENV, SNMP_V3_CREDENTIALS, SYS_DESCR, Peer, snmpget, start_snmpd
 
 REGISTRY = load_profiles()
@@ -169,12 +169,31 @@ def test_garbage_replies_are_counted_and_dropped_and_the_client_keeps_working(
     assert fine.reachable and fine.readings["description"] == SYS_DESCR
 
 
-def test_our_requests_are_byte_for_byte_what_aiosnmp_encodes() -> None:
+REQUEST_IDS = (1, 127, 128, 255, 256, 65535, 2**23, 2**31 - 1)
+
+
+def test_our_requests_are_byte_for_byte_what_an_independent_encoder_writes() -> None:
+    # The simulator's hand-written BER encoder shares no code with the collector's templates.
+    oids = (*MIB2.snmp_oids(), "1.3.6.1.4.1.99999.1.2.300000")
+    for request_id in REQUEST_IDS:
+        varbinds = [ber.varbind(oid, 0x05, None) for oid in oids]
+        expected = ber.encode_message(b"public", ber.GET_REQUEST, request_id, varbinds)
+        assert encode_get(1, b"public", request_id, oids) == expected
+    # and what aiosnmp (the encoder the templates were first built with) wrote, pinned
+    assert encode_get(1, b"public", 1234, ("1.3.6.1.2.1.1.3.0", "1.3.6.1.2.1.1.1.0")).hex() == (
+        "303502010104067075626c6963a028020204d2020100020100301c"
+        "300c06082b060102010103000500300c06082b060102010101000500"
+    )
+
+
+def test_our_requests_are_byte_for_byte_what_aiosnmp_encodes_where_it_installs() -> None:
+    message = pytest.importorskip("aiosnmp.message", reason="aiosnmp ships wheels only up to CPython 3.11")
     oids = MIB2.snmp_oids()
-    for request_id in (1, 127, 128, 255, 256, 65535, 2**23, 2**31 - 1):
-        request = GetRequest([SnmpVarbind(oid) for oid in oids])
+    for request_id in REQUEST_IDS:
+        request = message.GetRequest([message.SnmpVarbind(oid) for oid in oids])
         request.request_id = request_id
-        assert encode_get(1, b"public", request_id, oids) == SnmpMessage(SnmpVersion.v2c, "public", request).encode()
+        expected = message.SnmpMessage(message.SnmpVersion.v2c, "public", request).encode()
+        assert encode_get(1, b"public", request_id, oids) == expected
 
 
 def test_the_decoder_refuses_any_mangled_packet_with_its_own_error_only() -> None:

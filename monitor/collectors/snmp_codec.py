@@ -1,9 +1,11 @@
 """The bytes of SNMP v1/v2c GET requests and responses.
 
-Requests are built from templates: the varbind list of an OID set is encoded once with aiosnmp's
-BER encoder, then each request only adds its request-id and the outer lengths (a few bytes).
+Requests are built from templates: the varbind list of an OID set is encoded once (each OID by pyasn1's
+BER encoder, which comes with pysnmp and installs on every Python the service supports), then each request
+only adds its request-id and the outer lengths (a few bytes).
 
-Responses are decoded here, in Python, not with aiosnmp's Rust decoder: fed truncated or random
+Responses are decoded here, in Python, not with aiosnmp's Rust decoder (which the service used before
+and which ships wheels only up to CPython 3.11): fed truncated or random
 packets (which the field and the simulator's garbage scenario do send), that decoder *panics*
 (pyo3 `PanicException`, a BaseException, printing a Rust backtrace to stderr for every packet) on
 about 2 % of them instead of raising. This decoder checks every length against its container,
@@ -16,28 +18,21 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from aiosnmp.asn1 import Number
-from aiosnmp.asn1_rust import Encoder  # type: ignore[import-not-found]  # a compiled module without stubs
-from aiosnmp.message import SnmpVarbind
+from pyasn1.codec.ber import encoder as ber_encoder
+from pyasn1.type import univ
 
+# BER tags (X.690) and SNMP's application types (RFC 2578, 3416).
 SEQUENCE = 0x30
-INTEGER = Number.Integer.value
-OCTET_STRING = Number.OctetString.value
-NULL = Number.Null.value
-OBJECT_IDENTIFIER = Number.ObjectIdentifier.value
-IP_ADDRESS = Number.IPAddress.value
+INTEGER = 0x02
+OCTET_STRING = 0x04
+NULL = 0x05
+OBJECT_IDENTIFIER = 0x06
+IP_ADDRESS = 0x40
+COUNTER32, GAUGE32, TIME_TICKS, OPAQUE, COUNTER64, UINTEGER32 = 0x41, 0x42, 0x43, 0x44, 0x46, 0x47
 GET_REQUEST = 0xA0
 GET_RESPONSE = 0xA2
-_UNSIGNED = frozenset(
-    {
-        Number.Counter32.value,
-        Number.Gauge32.value,
-        Number.TimeTicks.value,
-        Number.Counter64.value,
-        Number.Uinteger32.value,
-    }
-)
-_OCTETS = frozenset({OCTET_STRING, Number.Opaque.value})
+_UNSIGNED = frozenset({COUNTER32, GAUGE32, TIME_TICKS, COUNTER64, UINTEGER32})
+_OCTETS = frozenset({OCTET_STRING, OPAQUE})
 # noSuchObject, noSuchInstance, endOfMibView: context-specific, primitive, empty.
 EXCEPTIONS = {0x80: "noSuchObject", 0x81: "noSuchInstance", 0x82: "endOfMibView"}
 ERROR_STATUS = {
@@ -93,18 +88,18 @@ def _length(n: int) -> bytes:
     return bytes((0x82, n >> 8, n & 0xFF))
 
 
+def _sequence(contents: bytes) -> bytes:
+    return bytes((SEQUENCE,)) + _length(len(contents)) + contents
+
+
 def encode_get(version: int, community: bytes, request_id: int, oids: tuple[str, ...]) -> bytes:
     """A GetRequest message (v1: version 0, v2c: version 1); `request_id` in 1..2^31-1."""
     key = (version, community, oids)
     template = _templates.get(key)
     if template is None:
-        encoder = Encoder()
-        encoder.enter(Number.Sequence)
-        for oid in oids:
-            SnmpVarbind(oid).encode(encoder)
-        encoder.exit()
+        varbinds = b"".join(_sequence(ber_encoder.encode(univ.ObjectIdentifier(oid)) + b"\x05\x00") for oid in oids)
         head = bytes((INTEGER, 1, version, OCTET_STRING)) + _length(len(community)) + community
-        tail = b"\x02\x01\x00\x02\x01\x00" + encoder.output()  # error-status 0, error-index 0, varbinds
+        tail = b"\x02\x01\x00\x02\x01\x00" + _sequence(varbinds)  # error-status 0, error-index 0, varbinds
         if len(_templates) >= _CACHE_MAX:
             _templates.clear()
         template = _templates[key] = (head, tail)

@@ -111,12 +111,12 @@ async def _http_load(port: int, devices: int, seconds: float, workers: int) -> t
 
 
 async def _snmp_load(port: int, devices: int, seconds: float, window: int) -> tuple[int, int]:
-    from aiosnmp.message import GetRequest, SnmpMessage, SnmpVarbind, SnmpVersion
+    from monitor.simulator.ber import GET_REQUEST, encode_message, varbind
 
     oids = ["1.3.6.1.2.1.1.3.0", "1.3.6.1.2.1.1.1.0", "1.3.6.1.2.1.2.2.1.8.1"]
     packets = [
-        SnmpMessage(SnmpVersion.v2c, "public", GetRequest([SnmpVarbind(oid) for oid in oids])).encode()
-        for _ in range(min(devices, 1000))
+        encode_message(b"public", GET_REQUEST, 1 + n, [varbind(oid, 0x05, None) for oid in oids])
+        for n in range(min(devices, 1000))
     ]
     loop = asyncio.get_running_loop()
     answered = 0
