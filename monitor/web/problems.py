@@ -53,7 +53,8 @@ def _reason(error: Mapping[str, Any]) -> str:
     # A JSON body that cannot be decoded says why (its position, too deep, a NUL), not just "JSON decode error".
     context = error.get("ctx") or {}
     why = context.get("error") if isinstance(context, Mapping) else None
-    return f"{error['msg']}: {why}" if why else str(error["msg"])
+    message = str(error["msg"])
+    return f"{message}: {why}" if why and str(why) not in message else message
 
 
 def install_problem_handlers(app: FastAPI) -> None:
