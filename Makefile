@@ -1,7 +1,8 @@
-# Two entry points for a fresh Debian machine with Python 3.11:
+# Two entry points for a fresh Debian machine with Python 3.11, 3.12 or 3.13:
 #   make demo   installs what is missing, then runs the simulated Lạng Sơn fleet on SQLite
 #   make test   installs what is missing (Python and Debian packages), then runs the whole suite
-PYTHON ?= python3.11
+# The newest supported Python found is used; `make test PYTHON=python3.11 VENV=.venv-3.11` picks another.
+PYTHON ?= $(shell ./scripts/find-python)
 VENV   ?= .venv
 BIN     = $(VENV)/bin
 PORT   ?= 8000
@@ -10,6 +11,7 @@ SEED   ?= 1
 .PHONY: demo test bench install debs lock clean
 
 $(BIN)/python:
+	@test -n "$(PYTHON)" || { echo "no python3.13, python3.12 or python3.11 found: install one (Debian: python3)"; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 
 # Reinstall only when the lock file changes.
@@ -41,8 +43,9 @@ bench: install
 	$(BIN)/python bench/bench_metrics.py
 	$(BIN)/python bench/bench_api.py
 
+# One lock for every supported Python (markers keep aiosnmp, a test-only client, to CPython 3.11).
 lock:
-	uv pip compile pyproject.toml --extra dev --generate-hashes --python-version 3.11 -o requirements.lock
+	uv pip compile pyproject.toml --extra dev --generate-hashes --universal --python-version 3.11 -o requirements.lock
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
