@@ -112,3 +112,34 @@ def test_decode_json_walks_without_recursing() -> None:
         decode_json("[" * 40 + "]" * 40)
     with pytest.raises(BodyRefused):
         decode_json('{"k\\u0000": 1}')
+
+
+def test_an_empty_pool_answers_503_with_retry_after_and_healthz_says_degraded_then_recovers(
+    demo_cast, tmp_path
+) -> None:
+    from monitor.config import load_settings
+    from monitor.db import make_engine
+    from monitor.web.app import create_app
+    from tests.conftest import TEST_SECRET, login
+
+    url = demo_cast.url.render_as_string(hide_password=False)
+    settings = load_settings(
+        database_url=url, data_dir=tmp_path, secret_key=TEST_SECRET, database_pool_size=1, database_pool_timeout_s=0.5
+    )
+    engine = make_engine(settings)
+    with TestClient(create_app(settings, engine)) as client:
+        headers = login(client, "caoloc")
+        held = [engine.connect() for _ in range(1 + 10)]  # the pool and its overflow, all taken
+        try:
+            busy = client.get("/api/v1/tickets", headers=headers)
+            assert busy.status_code == 503
+            assert busy.headers["retry-after"] == "2"
+            assert busy.json()["title"] == "Service busy"
+            health = client.get("/healthz")
+            assert health.status_code == 200 and health.json()["status"] == "degraded"
+        finally:
+            for connection in held:
+                connection.close()
+        assert client.get("/api/v1/tickets", headers=headers).status_code == 200
+        assert client.get("/healthz").json()["status"] == "ok"
+    engine.dispose()
