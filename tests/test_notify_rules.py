@@ -21,9 +21,10 @@ from monitor.alerts.notify.schemas import (
     public_config,
     stored_config,
 )
-from monitor.alerts.notify.templates import Notice, local_time, one_line, render_digest, render_event
+from monitor.alerts.notify.templates import Notice, one_line, render_digest, render_event
 from monitor.auth.models import Role
 from monitor.errors import InvalidInput
+from monitor.i18n import format_datetime as local_time
 from monitor.priority import Priority
 from tests.test_notify_support import BOT_TOKEN, CAO_LOC, DINH_LAP, DINH_LAP_TOWN, PEOPLE, T0, WEBHOOK_SECRET, event
 

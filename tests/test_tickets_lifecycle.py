@@ -10,13 +10,14 @@ import sqlalchemy as sa
 from sqlmodel import Session, col, func, select
 
 from monitor.errors import Conflict, InvalidInput
+from monitor.i18n import LOCAL_ZONE as VIETNAM
 from monitor.priority import Priority
 from monitor.tickets import service
 from monitor.tickets.choices import TicketAction, TicketOutcomeAction, TicketSource
 from monitor.tickets.models import Ticket, TicketPause
 from monitor.tickets.policy import TicketPolicy
 from monitor.tickets.schemas import TicketCreate
-from monitor.tickets.sla import VIETNAM, CalendarKind, SlaPolicy
+from monitor.tickets.sla import CalendarKind, SlaPolicy
 from tests.test_tickets_support import (
     CAO_LOC,
     DINH_LAP,

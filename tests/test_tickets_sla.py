@@ -14,6 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from monitor.i18n import LOCAL_ZONE as VIETNAM
 from monitor.tickets.holidays import (
     HUNG_KINGS_DAY,
     LUNAR_NEW_YEAR,
@@ -22,7 +23,6 @@ from monitor.tickets.holidays import (
 )
 from monitor.tickets.sla import (
     DEFAULT_TARGETS,
-    VIETNAM,
     Calendar,
     CalendarKind,
     ClockEvent,

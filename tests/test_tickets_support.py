@@ -12,13 +12,13 @@ import pytest
 from sqlmodel import Session, col, select
 
 from monitor.auth.models import Role, User
+from monitor.i18n import LOCAL_ZONE as VIETNAM
 from monitor.inventory.models import Device
 from monitor.priority import Priority
 from monitor.tickets.choices import ProblemScope, TicketSource
 from monitor.tickets.lifecycle import ProblemReport
 from monitor.tickets.models import TicketEvent
 from monitor.tickets.policy import TicketPolicy
-from monitor.tickets.sla import VIETNAM
 
 # A Tuesday morning in Lạng Sơn (08:00 local), far from any holiday.
 T0 = datetime(2026, 3, 10, 8, 0, tzinfo=VIETNAM).astimezone(UTC)

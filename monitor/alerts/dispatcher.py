@@ -43,6 +43,7 @@ from monitor.alerts.rules import AlertRules
 from monitor.db import begin_write, utcnow
 from monitor.health.models import DeviceHealthRow, StateChange
 from monitor.health.states import DeviceState, fault_label
+from monitor.i18n import translator
 from monitor.inventory.models import Commune, Device
 from monitor.priority import Priority
 from monitor.tickets.choices import ProblemScope, TicketSource
@@ -61,6 +62,7 @@ log = logging.getLogger(__name__)
 OFFLINE = "offline"
 UNRESOLVED = col(AlertProblem.status) != ProblemStatus.RESOLVED.value
 EVALUATION_LOCK = 7_311_001  # PostgreSQL advisory lock id of the evaluation step
+_stored = translator("vi").gettext  # problem and ticket titles are stored, so always in Vietnamese
 
 
 @dataclass
@@ -505,7 +507,7 @@ class Dispatcher:
             return group
         rule = self.rules.rule(kind)
         if scope is ProblemScope.DISTRICT:
-            place = f"huyện/khu vực {code}"
+            place = _stored("huyện/khu vực {code}").format(code=code)
             priority = AlertRules.more_urgent(AlertRules.more_urgent(rule.priority))
             # A district outage also covers the communes grouped earlier this cycle.
             for commune_group in session.exec(
@@ -521,7 +523,7 @@ class Dispatcher:
                 session.add(commune_group)
         else:
             commune = session.get(Commune, code)
-            place = commune.name if commune is not None else f"xã {code}"
+            place = commune.name if commune is not None else _stored("xã {code}").format(code=code)
             priority = AlertRules.more_urgent(rule.priority)
         group = AlertProblem(
             key=key,
@@ -533,7 +535,9 @@ class Dispatcher:
             priority=priority.value,
             commune_code=commune_code,
             district_code=district_code,
-            title=f"{fault_label(kind)} diện rộng: {place} ({len(members)} thiết bị)",
+            title=_stored("{problem} diện rộng: {place} ({count} thiết bị)").format(
+                problem=fault_label(kind), place=place, count=len(members)
+            ),
             members=sorted(members),
             started_at=now,
             due_at=now,
@@ -586,7 +590,7 @@ class Dispatcher:
             title=problem.title[:300],
             device_id=problem.device_id,
             commune_code=problem.commune_code,
-            description=f"Thiết bị: {members}" if members else "",
+            description=_stored("Thiết bị: {members}").format(members=members) if members else "",
             priority=Priority(problem.priority),
             source=TicketSource.AUTO if problem.source == ProblemSource.HEALTH else TicketSource.ALERTMANAGER,
             occurred_at=problem.started_at,

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from functools import cache
 
+from monitor.i18n import format_date
+
 # Lunar New Year's Day (mùng 1 Tết) and Hùng Kings' day (10/3 lunar) in the Gregorian calendar, computed
 # for UTC+7 (the Vietnamese lunar calendar, which differs from the Chinese one when a new moon falls
 # between 23:00 and 24:00 Vietnam time: Tết 2030 is 2 February in Vietnam, 3 February in China).
@@ -103,7 +105,7 @@ class HolidayCalendar:
     def __post_init__(self) -> None:
         both = self.extra & self.removed
         if both:
-            days = ", ".join(d.strftime("%d/%m/%Y") for d in sorted(both))
+            days = ", ".join(format_date(d) for d in sorted(both))
             raise ValueError(f"days both added and removed as holidays: {days}")
 
     def is_holiday(self, day: date) -> bool:

@@ -24,6 +24,7 @@ from sqlmodel import Session, col, select
 
 from monitor.db import utcnow
 from monitor.errors import InvalidInput, Problem
+from monitor.i18n import LOCAL_ZONE, N_, format_date, translator
 from monitor.inventory.choices import DeviceKind
 from monitor.inventory.models import Commune, Device, District
 from monitor.priority import Priority
@@ -33,8 +34,10 @@ from monitor.tickets.models import InspectionSchedule, Ticket
 from monitor.tickets.policy import TicketPolicy
 from monitor.tickets.routing import route_district
 from monitor.tickets.schemas import InspectionScheduleCreate
-from monitor.tickets.sla import VIETNAM
 from monitor.tickets.store import begin_write
+
+#: A planned ticket's title: the schedule, what it covers, and its due date.
+PLANNED_TITLE = N_("{schedule} – {target} – hạn {due}")
 
 
 def add_months(day: date, months: int) -> date:
@@ -55,7 +58,7 @@ def occurrence_due(schedule: InspectionSchedule, occurrence: int) -> date:
 
 def end_of_day(day: date) -> datetime:
     """The instant a local date ends in Vietnam (midnight after it), in UTC: a planned ticket's due time."""
-    return datetime.combine(day + timedelta(days=1), time(0), tzinfo=VIETNAM).astimezone(UTC)
+    return datetime.combine(day + timedelta(days=1), time(0), tzinfo=LOCAL_ZONE).astimezone(UTC)
 
 
 def create_schedule(
@@ -137,6 +140,7 @@ def _open_occurrence(
 ) -> list[Ticket]:
     assert schedule.id is not None
     opened = []
+    title = translator("vi").gettext(PLANNED_TITLE)  # stored: always Vietnamese
     for target in _targets(schedule, session=session, policy=policy):
         key = f"planned:{schedule.id}:{due.isoformat()}:{target.scope.value}:{target.scope_code}"
         try:
@@ -146,7 +150,7 @@ def _open_occurrence(
                     status=TicketStatus.PLANNED,
                     source=TicketSource.PLANNED,
                     priority=Priority(schedule.priority),
-                    title=f"{schedule.name} – {target.label} – hạn {due:%d/%m/%Y}",
+                    title=title.format(schedule=schedule.name, target=target.label, due=format_date(due)),
                     description=schedule.description,
                     scope=target.scope,
                     scope_code=target.scope_code,
@@ -156,7 +160,7 @@ def _open_occurrence(
                     district_code=target.district_code,
                     schedule_id=schedule.id,
                     resolve_due_at=end_of_day(due),
-                    note=f"inspection schedule {schedule.name!r}, due {due:%d/%m/%Y}",
+                    note=f"inspection schedule {schedule.name!r}, due {format_date(due)}",
                 )
                 [ticket] = insert_tickets([spec], session=session, now=now, policy=policy)
             opened.append(ticket)

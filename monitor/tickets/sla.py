@@ -26,11 +26,13 @@ from types import MappingProxyType
 from typing import NamedTuple, TypeAlias
 from zoneinfo import ZoneInfo
 
+from monitor.i18n import LOCAL_ZONE, format_date, format_time
 from monitor.labels import LabelledEnum
 from monitor.priority import Priority
 from monitor.tickets.holidays import HolidayCalendar
 
-VIETNAM = ZoneInfo("Asia/Ho_Chi_Minh")
+#: The working calendar's zone; the name the ticket modules have used for `monitor.i18n.LOCAL_ZONE`.
+VIETNAM = LOCAL_ZONE
 # Public-office hours (giờ hành chính) used by most provincial and commune offices.
 OFFICE_HOURS: tuple[tuple[time, time], ...] = ((time(7, 30), time(11, 30)), (time(13, 30), time(17, 0)))
 MONDAY_TO_FRIDAY = frozenset(range(5))
@@ -113,9 +115,11 @@ class WorkingCalendar:
             if start.tzinfo is not None or end.tzinfo is not None:
                 raise ValueError("working hours are local wall-clock times: give them without a time zone")
             if not start < end:
-                raise ValueError(f"working hours {start:%H:%M}–{end:%H:%M}: the start must be before the end")
+                hours = f"{format_time(start)}–{format_time(end)}"
+                raise ValueError(f"working hours {hours}: the start must be before the end")
             if previous_end is not None and start < previous_end:
-                raise ValueError(f"working hours {start:%H:%M}–{end:%H:%M} overlap or are out of order")
+                hours = f"{format_time(start)}–{format_time(end)}"
+                raise ValueError(f"working hours {hours} overlap or are out of order")
             previous_end = end
 
     def is_working_day(self, day: date) -> bool:
@@ -143,7 +147,7 @@ class WorkingCalendar:
             periods = [(start, end) for start, end in self.periods_on(day) if end > instant]
             idle_days = 0 if periods else idle_days + 1
             if idle_days > MAX_DAYS_WITHOUT_WORK:
-                raise ValueError(f"no working time in the {MAX_DAYS_WITHOUT_WORK} days before {day:%d/%m/%Y}")
+                raise ValueError(f"no working time in the {MAX_DAYS_WITHOUT_WORK} days before {format_date(day)}")
             yield from periods
             day += timedelta(days=1)
 

@@ -3,14 +3,15 @@
 Output is plain text, never markup: e-mail goes as text/plain and Telegram without `parse_mode`, so
 a device name or a note cannot inject anything. Every piece of text that came from outside (titles,
 notes, names) is flattened to one line, so it cannot forge lines or e-mail headers either.
-Times are shown in Asia/Ho_Chi_Minh as dd/mm/yyyy HH:MM.
+Words, times and dates come from `monitor.i18n` (Asia/Ho_Chi_Minh, dd/mm/yyyy HH:MM), as everywhere else.
+`language` is "vi" or "en" (anything else is Vietnamese); left out, the current context's language.
 """
 
 from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -18,75 +19,25 @@ from zoneinfo import ZoneInfo
 
 from monitor.alerts.notify.events import ProblemEvent, ProblemEventKind
 from monitor.health.states import fault_label
+from monitor.i18n import LOCAL_ZONE, N_, format_datetime, get_language, translator
 from monitor.priority import Priority
 from monitor.tickets.choices import ProblemScope
 
-VIETNAM = ZoneInfo("Asia/Ho_Chi_Minh")
-LANGUAGES = ("vi", "en")
 #: Subjects are kept short enough for every mail client and for the deliveries table (300).
 SUBJECT_MAX = 250
 #: Device codes listed in a grouped problem's message before "and N more".
 MEMBERS_SHOWN = 10
 
-# The catalogue: every sentence people read, Vietnamese first.
-CATALOGUE: Mapping[str, Mapping[str, str]] = {
-    "vi": {
-        "subject": "[{priority}] {event}: {problem} – {where}",
-        "field.problem": "Sự cố",
-        "field.scope": "Phạm vi",
-        "field.commune": "Xã",
-        "field.district": "Huyện",
-        "field.devices": "Thiết bị ({count})",
-        "field.ticket": "Phiếu sửa chữa",
-        "field.time": "Thời điểm",
-        "field.note": "Ghi chú",
-        "scope.device": "Thiết bị {code}",
-        "scope.commune": "Toàn xã ({count} thiết bị)",
-        "scope.district": "Toàn huyện ({count} thiết bị)",
-        "members.more": "… và {count} thiết bị khác",
-        "digest.opened": "{count} sự cố mới ở {place}",
-        "digest.resolved": "{count} sự cố đã khắc phục ở {place}",
-        "digest.escalated": "{count} sự cố leo thang ở {place}",
-        "digest.acknowledged": "{count} sự cố đã được tiếp nhận ở {place}",
-        "digest.mixed": "{count} thông báo sự cố ở {place}",
-        "digest.more": "… và {count} thông báo khác.",
-        "digest.ticket": "phiếu {code}",
-        "place.province": "toàn tỉnh",
-        "place.several": "nhiều huyện",
-        "test.subject": "Thử kênh thông báo «{channel}»",
-        "test.text": "Đây là tin nhắn thử của kênh thông báo «{channel}», gửi lúc {time}.\n"
-        "Nếu bạn nhận được tin này, kênh đang hoạt động.",
-        "footer": "— Thông báo tự động của hệ thống giám sát thông tin cơ sở.",
-    },
-    "en": {
-        "subject": "[{priority}] {event}: {problem} – {where}",
-        "field.problem": "Problem",
-        "field.scope": "Scope",
-        "field.commune": "Commune",
-        "field.district": "District",
-        "field.devices": "Devices ({count})",
-        "field.ticket": "Repair ticket",
-        "field.time": "Time",
-        "field.note": "Note",
-        "scope.device": "Device {code}",
-        "scope.commune": "Whole commune ({count} devices)",
-        "scope.district": "Whole district ({count} devices)",
-        "members.more": "… and {count} more devices",
-        "digest.opened": "{count} new problems in {place}",
-        "digest.resolved": "{count} problems resolved in {place}",
-        "digest.escalated": "{count} problems escalated in {place}",
-        "digest.acknowledged": "{count} problems acknowledged in {place}",
-        "digest.mixed": "{count} problem notifications in {place}",
-        "digest.more": "… and {count} more notifications.",
-        "digest.ticket": "ticket {code}",
-        "place.province": "the whole province",
-        "place.several": "several districts",
-        "test.subject": "Test of notification channel «{channel}»",
-        "test.text": "This is a test message of notification channel «{channel}», sent at {time}.\n"
-        "If you receive it, the channel works.",
-        "footer": "— Automatic notification of the grassroots information monitoring service.",
-    },
+SUBJECT = N_("[{priority}] {event}: {problem} – {where}")
+FOOTER = N_("— Thông báo tự động của hệ thống giám sát thông tin cơ sở.")
+#: A digest's subject when all its events are of one kind, and when they are mixed.
+DIGEST_SUBJECTS: Mapping[ProblemEventKind, str] = {
+    ProblemEventKind.OPENED: N_("{count} sự cố mới ở {place}"),
+    ProblemEventKind.RESOLVED: N_("{count} sự cố đã khắc phục ở {place}"),
+    ProblemEventKind.ESCALATED: N_("{count} sự cố leo thang ở {place}"),
+    ProblemEventKind.ACKNOWLEDGED: N_("{count} sự cố đã được tiếp nhận ở {place}"),
 }
+DIGEST_MIXED = N_("{count} thông báo sự cố ở {place}")
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]+")
 _SPACES = re.compile(r"\s{2,}")
@@ -102,13 +53,8 @@ def shorten(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
 
 
-def local_time(at: datetime, tz: ZoneInfo = VIETNAM) -> str:
-    """`at` as people read it: dd/mm/yyyy HH:MM in Vietnam's time zone."""
-    return at.astimezone(tz).strftime("%d/%m/%Y %H:%M")
-
-
-def _text(language: str) -> Mapping[str, str]:
-    return CATALOGUE["en" if language == "en" else "vi"]
+def _gettext(language: str) -> Callable[[str], str]:
+    return translator(language).gettext
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,47 +108,50 @@ def _where(notice: Notice, language: str) -> str:
         return f"{one_line(event.scope_code)} ({', '.join(places)})" if places else one_line(event.scope_code)
     if event.scope is ProblemScope.COMMUNE:
         return ", ".join(places) or one_line(event.scope_code)
-    return notice.district or one_line(event.scope_code) or _text(language)["place.province"]
+    return notice.district or one_line(event.scope_code) or _gettext(language)("toàn tỉnh")
 
 
 def _members(event: ProblemEvent, language: str) -> str:
     shown = ", ".join(one_line(code) for code in event.members[:MEMBERS_SHOWN])
     hidden = len(event.members) - MEMBERS_SHOWN
-    return shown + (" " + _text(language)["members.more"].format(count=hidden) if hidden > 0 else "")
+    more = _gettext(language)("… và {count} thiết bị khác")
+    return shown + (" " + more.format(count=hidden) if hidden > 0 else "")
 
 
-def render_event(notice: Notice, language: str = "vi", *, tz: ZoneInfo = VIETNAM) -> Message:
+def render_event(notice: Notice, language: str | None = None, *, tz: ZoneInfo = LOCAL_ZONE) -> Message:
     """The message for one event, in `language` (`vi` or `en`; anything else is Vietnamese)."""
-    t = _text(language)
+    language = language or get_language()
+    _ = _gettext(language)
     event = notice.event
     problem = fault_label(event.problem_kind, language)
-    subject = t["subject"].format(
+    subject = _(SUBJECT).format(
         priority=event.priority.value,
         event=event.kind.label(language),
         problem=problem,
         where=_where(notice, language),
     )
     scope = {
-        ProblemScope.DEVICE: t["scope.device"].format(code=one_line(event.scope_code)),
-        ProblemScope.COMMUNE: t["scope.commune"].format(count=len(event.members)),
-        ProblemScope.DISTRICT: t["scope.district"].format(count=len(event.members)),
+        ProblemScope.DEVICE: _("Thiết bị {code}").format(code=one_line(event.scope_code)),
+        ProblemScope.COMMUNE: _("Toàn xã ({count} thiết bị)").format(count=len(event.members)),
+        ProblemScope.DISTRICT: _("Toàn huyện ({count} thiết bị)").format(count=len(event.members)),
     }[event.scope]
     lines = [f"{event.kind.label(language)} – {event.priority.label(language)}"]
     if one_line(event.title):
         lines.append(one_line(event.title))
-    lines += ["", f"{t['field.problem']}: {problem}", f"{t['field.scope']}: {scope}"]
+    lines += ["", f"{_('Sự cố')}: {problem}", f"{_('Phạm vi')}: {scope}"]
     if notice.commune:
-        lines.append(f"{t['field.commune']}: {notice.commune}")
+        lines.append(f"{_('Xã')}: {notice.commune}")
     if notice.district:
-        lines.append(f"{t['field.district']}: {notice.district}")
+        lines.append(f"{_('Huyện')}: {notice.district}")
     if event.members and event.scope is not ProblemScope.DEVICE:
-        lines.append(f"{t['field.devices'].format(count=len(event.members))}: {_members(event, language)}")
+        devices = _("Thiết bị ({count})").format(count=len(event.members))
+        lines.append(f"{devices}: {_members(event, language)}")
     if event.ticket_code:
-        lines.append(f"{t['field.ticket']}: {one_line(event.ticket_code)}")
-    lines.append(f"{t['field.time']}: {local_time(event.at, tz)}")
+        lines.append(f"{_('Phiếu sửa chữa')}: {one_line(event.ticket_code)}")
+    lines.append(f"{_('Thời điểm')}: {format_datetime(event.at, tz)}")
     if one_line(event.note):
-        lines.append(f"{t['field.note']}: {one_line(event.note)}")
-    lines += ["", t["footer"]]
+        lines.append(f"{_('Ghi chú')}: {one_line(event.note)}")
+    lines += ["", _(FOOTER)]
     return Message(shorten(one_line(subject), SUBJECT_MAX), "\n".join(lines))
 
 
@@ -210,8 +159,8 @@ def _digest_place(notices: Sequence[Notice], language: str) -> str:
     districts = {n.event.district_code for n in notices}
     if len(districts) == 1 and None not in districts:
         return notices[0].district
-    t = _text(language)
-    return t["place.province"] if None in districts else t["place.several"]
+    _ = _gettext(language)
+    return _("toàn tỉnh") if None in districts else _("nhiều huyện")
 
 
 def _digest_line(notice: Notice, language: str, tz: ZoneInfo) -> str:
@@ -219,10 +168,10 @@ def _digest_line(notice: Notice, language: str, tz: ZoneInfo) -> str:
     parts = [
         f"• [{event.priority.value}] {event.kind.label(language)}: {fault_label(event.problem_kind, language)}",
         _where(notice, language),
-        local_time(event.at, tz),
+        format_datetime(event.at, tz),
     ]
     if event.ticket_code:
-        parts.append(_text(language)["digest.ticket"].format(code=one_line(event.ticket_code)))
+        parts.append(_gettext(language)("phiếu {code}").format(code=one_line(event.ticket_code)))
     return " – ".join(parts)
 
 
@@ -231,17 +180,18 @@ def _urgency(notice: Notice) -> tuple[int, datetime]:
 
 
 def render_digest(
-    notices: Sequence[Notice], language: str = "vi", *, limit: int = 20, tz: ZoneInfo = VIETNAM
+    notices: Sequence[Notice], language: str | None = None, *, limit: int = 20, tz: ZoneInfo = LOCAL_ZONE
 ) -> Message:
     """One message for many events to one recipient: a count in the subject, the `limit` most urgent
     listed (then by time), and how many more there are."""
     if not notices:
         raise ValueError("a digest needs at least one event")
-    t = _text(language)
+    language = language or get_language()
+    _ = _gettext(language)
     kinds = Counter(n.event.kind for n in notices)
     place = _digest_place(notices, language)
-    key = f"digest.{next(iter(kinds)).value}" if len(kinds) == 1 else "digest.mixed"
-    subject = t[key].format(count=len(notices), place=place)
+    template = DIGEST_SUBJECTS[next(iter(kinds))] if len(kinds) == 1 else DIGEST_MIXED
+    subject = _(template).format(count=len(notices), place=place)
     lines = [subject + ":"]
     if len(kinds) > 1:
         lines.append(" · ".join(f"{kind.label(language)}: {kinds[kind]}" for kind in ProblemEventKind if kinds[kind]))
@@ -249,14 +199,18 @@ def render_digest(
     ordered = sorted(notices, key=_urgency)
     lines += [_digest_line(n, language, tz) for n in ordered[:limit]]
     if len(ordered) > limit:
-        lines.append(t["digest.more"].format(count=len(ordered) - limit))
-    lines += ["", t["footer"]]
+        lines.append(_("… và {count} thông báo khác.").format(count=len(ordered) - limit))
+    lines += ["", _(FOOTER)]
     return Message(shorten(one_line(subject), SUBJECT_MAX), "\n".join(lines))
 
 
-def render_test(channel_name: str, at: datetime, language: str = "vi", *, tz: ZoneInfo = VIETNAM) -> Message:
+def render_test(channel_name: str, at: datetime, language: str | None = None, *, tz: ZoneInfo = LOCAL_ZONE) -> Message:
     """The message `POST /channels/{id}/test` sends."""
-    t = _text(language)
+    _ = _gettext(language or get_language())
     name = one_line(channel_name)
-    subject = t["test.subject"].format(channel=name)
-    return Message(shorten(subject, SUBJECT_MAX), t["test.text"].format(channel=name, time=local_time(at, tz)))
+    subject = _("Thử kênh thông báo «{channel}»").format(channel=name)
+    text = _(
+        "Đây là tin nhắn thử của kênh thông báo «{channel}», gửi lúc {time}.\n"
+        "Nếu bạn nhận được tin này, kênh đang hoạt động."
+    )
+    return Message(shorten(subject, SUBJECT_MAX), text.format(channel=name, time=format_datetime(at, tz)))

@@ -41,8 +41,9 @@ from sqlmodel import SQLModel
 from monitor.alerts.choices import ChannelKind, DeliveryStatus
 from monitor.alerts.notify.channels import ChannelTarget, OutgoingMessage, Senders, deliver, open_senders
 from monitor.alerts.notify.errors import DeliveryError
-from monitor.alerts.notify.templates import VIETNAM, Notice, render_digest
+from monitor.alerts.notify.templates import Notice, render_digest
 from monitor.db import begin_write
+from monitor.i18n import LOCAL_ZONE
 from monitor.priority import Priority
 
 DELIVERIES = SQLModel.metadata.tables["notification_deliveries"]
@@ -69,7 +70,7 @@ class DeliveryPolicy:
     digest_items: int = 20
     #: Messages in flight at once.
     concurrency: int = 10
-    timezone: ZoneInfo = VIETNAM
+    timezone: ZoneInfo = LOCAL_ZONE
 
     def retry_delay(self, attempts: int, asked_s: float | None = None) -> timedelta:
         """The wait after the `attempts`-th failed attempt: exponential, at least what the peer asked."""
