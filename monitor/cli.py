@@ -14,9 +14,9 @@ import typer
 from sqlalchemy.engine import Engine
 
 from monitor.config import Mode, Settings, load_settings
-from monitor.dashboards_cli import dashboards_app
 from monitor.db import current_revision, ensure_migrated, head_revision, make_engine, session_scope, upgrade
 from monitor.errors import FleetFileError, InvalidInput, MonitorError
+from monitor.grafana.cli import dashboards_app
 from monitor.inventory.choices import UnitStructure
 from monitor.inventory.fleetfile import read_fleet_file, write_fleet
 from monitor.simulator.cli import simulate_app

@@ -80,13 +80,14 @@ def make_engine(settings: Settings) -> Engine:
     """The engine for the configured database; creates the data directory for SQLite."""
     url = sa.make_url(settings.effective_database_url)
     if url.get_backend_name() == "sqlite":
+        pool: dict[str, Any] = {}
         if url.database and url.database != ":memory:":
             Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+            pool = {"pool_size": settings.database_pool_size, "pool_timeout": settings.database_pool_timeout_s}
         engine = sa.create_engine(
             url,
             connect_args={"check_same_thread": False, "timeout": settings.sqlite_busy_timeout_ms / 1000},
-            pool_size=settings.database_pool_size,
-            pool_timeout=settings.database_pool_timeout_s,
+            **pool,
         )
         sa.event.listen(engine, "connect", _on_sqlite_connect(settings.sqlite_busy_timeout_ms))
         return engine

@@ -17,9 +17,9 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from monitor.dashboards import all_dashboards, read_dashboards
-from monitor.dashboards_cli import DEFAULT_FOLDER, dashboards_app
 from monitor.grafana import DATASOURCE_UID, GrafanaClient, GrafanaError, folder_uid, push, render
+from monitor.grafana.cli import DEFAULT_FOLDER, dashboards_app
+from monitor.grafana.dashboards import all_dashboards, read_dashboards
 from tests.recording_server import Recorded, RecordingServer
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -37,8 +37,7 @@ from typing import Any
 import pytest
 import yaml
 
-from monitor.dashboards import read_dashboards
-from monitor.grafana import expressions
+from monitor.grafana import expressions, read_dashboards
 from tests.live_fleet import METRICS_TOKEN
 from tests.peers import free_port, stop_process
 from tests.recording_server import RecordingServer

@@ -89,14 +89,20 @@ def list_windows(*, session: Session, district_codes: Collection[str] | None) ->
     return [w for w in windows if district_of_scope(w.scope, w.scope_code, session=session) in district_codes]
 
 
-def end_window(window_id: int, *, session: Session, district_codes: Collection[str] | None, now: datetime) -> None:
-    """Deactivate a window (kept for history)."""
+def get_window(window_id: int, *, session: Session, district_codes: Collection[str] | None) -> MaintenanceWindow:
+    """One window; NotFound also when what it mutes lies outside `district_codes`."""
     window = session.get(MaintenanceWindow, window_id)
     if window is None or (
         district_codes is not None
         and district_of_scope(window.scope, window.scope_code, session=session) not in district_codes
     ):
         raise NotFound("maintenance window", str(window_id))
+    return window
+
+
+def end_window(window_id: int, *, session: Session, district_codes: Collection[str] | None, now: datetime) -> None:
+    """Deactivate a window (kept for history)."""
+    window = get_window(window_id, session=session, district_codes=district_codes)
     window.active = False
     if window.ends_at is None or window.ends_at > now:
         window.ends_at = max(now, window.starts_at)

@@ -1,6 +1,6 @@
 """`monitor dashboards …`: write the Grafana dashboards as JSON, or upload them to a Grafana.
 
-Mounted by monitor/cli.py as `app.add_typer(dashboards_app, name="dashboards")`.
+Mounted by monitor/cli/ as `app.add_typer(dashboards_app, name="dashboards")`.
 """
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ from typing import Annotated
 
 import typer
 
-from monitor.dashboards import all_dashboards, read_dashboards, write_dashboards
-from monitor.grafana import GrafanaClient, GrafanaError, push
+from monitor.grafana.client import GrafanaClient, GrafanaError, push
+from monitor.grafana.dashboards import all_dashboards, read_dashboards, write_dashboards
 
 DEFAULT_FOLDER = "Giám sát thông tin cơ sở"
 

@@ -1,20 +1,29 @@
-"""Dependencies shared by the routers: the session, the settings, look-ups that 404."""
+"""Dependencies shared by the routers: the session, the settings, who is asking, and the one door to
+district data (scoped look-ups that answer 404, and the scope of lists)."""
 
 from __future__ import annotations
 
 import hmac
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import Depends, HTTPException, Request
+from fastapi import Depends, HTTPException, Query, Request
+from fastapi import Path as PathParam
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
 
+from monitor.alerts.models import AlertProblem, MaintenanceWindow
+from monitor.alerts.service import get_problem, get_window
 from monitor.auth.models import Role, User
 from monitor.auth.service import Scope, session_user
 from monitor.config import Settings
+from monitor.inventory.models import Commune
+from monitor.inventory.service import DeviceRow, get_commune, get_device, get_district
+from monitor.tickets.models import Ticket
+from monitor.tickets.queries import get_ticket
+from monitor.web.params import IdPath
 
 
 def get_engine(request: Request) -> Engine:
@@ -104,3 +113,70 @@ def require_roles(*roles: Role) -> Callable[[Principal], Awaitable[Principal]]:
         return principal
 
     return check
+
+
+# --- the one door: what a caller may see ----------------------------------------------------------
+# Every route (API and pages) reaches district data through these: a thing of another district is a 404,
+# the same answer as a thing that does not exist, so existence is not leaked. A route takes the looked-up
+# object, never its code alone (tests/test_authorization_door.py checks every route of the app).
+
+TicketCode = Annotated[str, PathParam(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")]
+PlaceCode = Annotated[str, PathParam(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")]
+DistrictFilter = Annotated[
+    str | None,
+    Query(
+        min_length=1,
+        max_length=64,
+        pattern=r"^[A-Za-z0-9_.-]+$",
+        description="only this district (or maintenance area); one outside your scope is a 404, like an unknown one",
+    ),
+]
+
+
+def visible_ticket(code: TicketCode, session: SessionDep, principal: PrincipalDep) -> Ticket:
+    return get_ticket(code, session=session, district_codes=principal.scope.district_codes)
+
+
+def visible_device(code: PlaceCode, session: SessionDep, principal: PrincipalDep) -> DeviceRow:
+    return get_device(code, session=session, district_codes=principal.scope.district_codes)
+
+
+def visible_commune(code: PlaceCode, session: SessionDep, principal: PrincipalDep) -> tuple[Commune, list[Any]]:
+    return get_commune(code, session=session, district_codes=principal.scope.district_codes)
+
+
+def visible_problem(problem_id: IdPath, session: SessionDep, principal: PrincipalDep) -> AlertProblem:
+    return get_problem(problem_id, session=session, district_codes=principal.scope.district_codes)
+
+
+def visible_window(window_id: IdPath, session: SessionDep, principal: PrincipalDep) -> MaintenanceWindow:
+    return get_window(window_id, session=session, district_codes=principal.scope.district_codes)
+
+
+VisibleTicket = Annotated[Ticket, Depends(visible_ticket)]
+VisibleDevice = Annotated[DeviceRow, Depends(visible_device)]
+VisibleCommune = Annotated[tuple[Commune, list[Any]], Depends(visible_commune)]
+VisibleProblem = Annotated[AlertProblem, Depends(visible_problem)]
+VisibleWindow = Annotated[MaintenanceWindow, Depends(visible_window)]
+
+
+@dataclass(frozen=True, slots=True)
+class ListScope:
+    """The districts a list may show: the caller's own scope, narrowed by its `?district=` filter.
+
+    `district_codes` is None for the whole province. A filter naming a district outside the caller's scope is a
+    404 on every list, exactly like an unknown district.
+    """
+
+    district_codes: frozenset[str] | None
+    district: str | None
+
+
+def list_scope(session: SessionDep, principal: PrincipalDep, district: DistrictFilter = None) -> ListScope:
+    if district is None:
+        return ListScope(principal.scope.district_codes, None)
+    get_district(district, session=session, district_codes=principal.scope.district_codes)
+    return ListScope(frozenset({district}), district)
+
+
+ScopedList = Annotated[ListScope, Depends(list_scope)]

@@ -18,9 +18,17 @@ from monitor.db import utcnow
 from monitor.errors import InvalidInput, Problem
 from monitor.policies import alert_rules, ticket_policy
 from monitor.web.bodies import api_router, decode_json
-from monitor.web.deps import PrincipalDep, SessionDep, SettingsDep, require_roles
+from monitor.web.deps import (
+    PrincipalDep,
+    ScopedList,
+    SessionDep,
+    SettingsDep,
+    VisibleProblem,
+    VisibleWindow,
+    require_roles,
+)
 from monitor.web.openapi import problems
-from monitor.web.params import IdPath, Offset
+from monitor.web.params import Offset
 
 router = api_router(prefix="/api/v1", tags=["alerts"])
 ProblemStatus = Literal["active", "pending", "suppressed", "resolved"]
@@ -93,21 +101,19 @@ class WindowPublic(WindowCreate):
     active: bool
 
 
-@router.get("/problems", response_model=list[ProblemPublic])
+@router.get("/problems", response_model=list[ProblemPublic], responses=problems(404))
 def list_problems(
     session: SessionDep,
-    principal: PrincipalDep,
+    scope: ScopedList,
     status: Annotated[list[ProblemStatus] | None, Query(description="default: active")] = None,
-    district: Annotated[str | None, Query(max_length=16, pattern=r"^[0-9A-Za-z]+$")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 200,
     offset: Offset = 0,
 ) -> list[ProblemPublic]:
     """Problems, newest first (default: active ones)."""
     problems = service.list_problems(
         session=session,
-        district_codes=principal.scope.district_codes,
+        district_codes=scope.district_codes,
         statuses=list(status or ["active"]),
-        district=district,
         limit=limit,
         offset=offset,
     )
@@ -115,26 +121,25 @@ def list_problems(
 
 
 @router.get("/problems/{problem_id}", response_model=ProblemPublic)
-def get_problem(problem_id: IdPath, session: SessionDep, principal: PrincipalDep) -> ProblemPublic:
-    return ProblemPublic.build(
-        service.get_problem(problem_id, session=session, district_codes=principal.scope.district_codes)
-    )
+def get_problem(problem: VisibleProblem) -> ProblemPublic:
+    return ProblemPublic.build(problem)
 
 
 @router.post("/problems/{problem_id}/acknowledge", response_model=ProblemPublic, responses=problems(409))
 def acknowledge_problem(
-    problem_id: IdPath,
+    problem: VisibleProblem,
     body: AcknowledgeRequest,
     session: SessionDep,
     principal: Annotated[Any, Depends(require_roles(Role.ADMIN, Role.OFFICER, Role.TECHNICIAN))],
 ) -> ProblemPublic:
     """Take a problem in hand, with a note; it lasts until the problem is resolved."""
+    assert problem.id is not None
     problem = service.acknowledge(
-        problem_id,
+        problem.id,
         note=body.note,
         user_id=principal.user.id,
         session=session,
-        district_codes=principal.scope.district_codes,
+        district_codes=None,  # looked up through the door already
         now=utcnow(),
     )
     session.commit()
@@ -164,12 +169,13 @@ def create_window(
 
 @router.delete("/maintenance-windows/{window_id}", status_code=204)
 def end_window(
-    window_id: IdPath,
+    window: VisibleWindow,
     session: SessionDep,
-    principal: Annotated[Any, Depends(require_roles(Role.ADMIN, Role.OFFICER))],
+    _principal: Annotated[Any, Depends(require_roles(Role.ADMIN, Role.OFFICER))],
 ) -> None:
     """End a window now (it is kept, inactive, for history)."""
-    service.end_window(window_id, session=session, district_codes=principal.scope.district_codes, now=utcnow())
+    assert window.id is not None
+    service.end_window(window.id, session=session, district_codes=None, now=utcnow())  # through the door
     session.commit()
 
 

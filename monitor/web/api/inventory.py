@@ -22,7 +22,7 @@ from monitor.inventory.schemas import (
     StateChangePublic,
 )
 from monitor.web.bodies import api_router
-from monitor.web.deps import PrincipalDep, SessionDep
+from monitor.web.deps import PrincipalDep, ScopedList, SessionDep, VisibleCommune, VisibleDevice
 from monitor.web.openapi import problems
 from monitor.web.params import Offset
 
@@ -54,28 +54,22 @@ def list_districts(session: SessionDep, principal: PrincipalDep) -> list[Distric
 @router.get("/communes", response_model=CommunePage, responses=problems(404))
 def list_communes(
     session: SessionDep,
-    principal: PrincipalDep,
-    district: Code | None = None,
+    scope: ScopedList,
     q: SearchText = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 500,
     offset: Offset = 0,
 ) -> CommunePage:
     """Communes, optionally of one district, with a text search that ignores accents and case."""
     rows, total = service.list_communes(
-        session=session,
-        district=district,
-        q=q,
-        limit=limit,
-        offset=offset,
-        district_codes=principal.scope.district_codes,
+        session=session, q=q, limit=limit, offset=offset, district_codes=scope.district_codes
     )
     return CommunePage(items=[CommunePublic.build(row) for row in rows], total=total)
 
 
 @router.get("/communes/{code}", response_model=CommuneDetail)
-def get_commune(code: str, session: SessionDep, principal: PrincipalDep) -> CommuneDetail:
+def get_commune(found: VisibleCommune) -> CommuneDetail:
     """One commune with its broadcast systems (technology and condition, for the plan's targets)."""
-    commune, systems = service.get_commune(code, session=session, district_codes=principal.scope.district_codes)
+    commune, systems = found
     return CommuneDetail(
         **commune.model_dump(exclude={"search_text"}),
         broadcast_systems=[BroadcastSystemPublic.build(s) for s in systems],
@@ -85,8 +79,7 @@ def get_commune(code: str, session: SessionDep, principal: PrincipalDep) -> Comm
 @router.get("/devices", response_model=DevicePage, responses=problems(404))
 def list_devices(
     session: SessionDep,
-    principal: PrincipalDep,
-    district: Code | None = None,
+    scope: ScopedList,
     commune: Code | None = None,
     kind: DeviceKind | None = None,
     active: bool | None = None,
@@ -107,7 +100,7 @@ def list_devices(
     if order == "longest" and after is not None:
         raise InvalidInput("`after` pages the order by code", [Problem("after", "use offset with order=longest")])
     filters = service.DeviceFilter(
-        district=district, commune=commune, kind=kind, q=q, active=active, state=state, longest_first=order == "longest"
+        commune=commune, kind=kind, q=q, active=active, state=state, longest_first=order == "longest"
     )
     rows, total = service.list_devices(
         filters,
@@ -115,7 +108,7 @@ def list_devices(
         limit=limit,
         after=after,
         offset=offset,
-        district_codes=principal.scope.district_codes,
+        district_codes=scope.district_codes,
     )
     items = [DevicePublic.build(d, c, p, h) for d, c, p, h in rows]
     next_after = items[-1].code if len(items) == limit and order == "code" else None
@@ -123,20 +116,17 @@ def list_devices(
 
 
 @router.get("/devices/{code}", response_model=DevicePublic)
-def get_device(code: str, session: SessionDep, principal: PrincipalDep) -> DevicePublic:
+def get_device(device: VisibleDevice) -> DevicePublic:
     """One device by its code, with its current health."""
-    return DevicePublic.build(*service.get_device(code, session=session, district_codes=principal.scope.district_codes))
+    return DevicePublic.build(*device)
 
 
 @router.get("/devices/{code}/state-changes", response_model=list[StateChangePublic])
 def device_state_changes(
-    code: str,
+    device: VisibleDevice,
     session: SessionDep,
-    principal: PrincipalDep,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> list[StateChangePublic]:
     """The device's latest state changes, newest first: when it went down, came back, which faults."""
-    changes = service.device_state_changes(
-        code, session=session, district_codes=principal.scope.district_codes, limit=limit
-    )
+    changes = service.device_state_changes(device[0].code, session=session, limit=limit)
     return [StateChangePublic.build(change) for change in changes]

@@ -33,7 +33,7 @@ from monitor.tickets.schemas import (
     TransitionRequest,
 )
 from monitor.web.bodies import api_router
-from monitor.web.deps import Principal, PrincipalDep, SessionDep, SettingsDep, require_roles
+from monitor.web.deps import Principal, PrincipalDep, ScopedList, SessionDep, SettingsDep, VisibleTicket, require_roles
 from monitor.web.openapi import problems
 from monitor.web.params import IdPath, IdQuery, YearPath
 
@@ -43,11 +43,10 @@ Officer = Annotated[Principal, Depends(require_roles(Role.ADMIN, Role.OFFICER))]
 Code = Annotated[str, Query(max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")]
 
 
-@router.get("", response_model=TicketPage)
+@router.get("", response_model=TicketPage, responses=problems(404))
 def list_tickets(
     session: SessionDep,
-    principal: PrincipalDep,
-    district: Code | None = None,
+    scope: ScopedList,
     commune: Code | None = None,
     device: Code | None = None,
     status: Annotated[list[TicketStatus] | None, Query(description="default: every open status")] = None,
@@ -61,7 +60,6 @@ def list_tickets(
 ) -> TicketPage:
     """The queue, soonest due first: filter by place, status, priority, source, assignee, breach, text."""
     filters = TicketFilters(
-        district=district,
         commune=commune,
         device=device,
         statuses=frozenset(status) if status else TicketFilters.open_queue().statuses,
@@ -71,9 +69,7 @@ def list_tickets(
         breached=breached,
         text=q,
     )
-    page = service.list_tickets(
-        filters, session=session, district_codes=principal.scope.district_codes, after=after, limit=limit
-    )
+    page = service.list_tickets(filters, session=session, district_codes=scope.district_codes, after=after, limit=limit)
     return TicketPage(items=[TicketSummaryPublic.build(s) for s in page.items], next_cursor=page.next_cursor)
 
 
@@ -90,10 +86,6 @@ def create_ticket(body: TicketCreate, session: SessionDep, principal: Officer, s
     return TicketPublic.build(ticket)
 
 
-def _visible(code: str, session: Any, principal: Principal) -> Any:
-    return service.get_ticket(code, session=session, district_codes=principal.scope.district_codes)
-
-
 @router.get("/costs/{year}", response_model=list[DistrictCostPublic])
 def costs(year: YearPath, session: SessionDep, principal: PrincipalDep) -> list[DistrictCostPublic]:
     """Repair costs per district for one year, for the budget estimate."""
@@ -106,26 +98,25 @@ def costs(year: YearPath, session: SessionDep, principal: PrincipalDep) -> list[
 
 
 @router.get("/{code}", response_model=TicketPublic)
-def get_ticket(code: str, session: SessionDep, principal: PrincipalDep) -> TicketPublic:
-    return TicketPublic.build(_visible(code, session, principal))
+def get_ticket(ticket: VisibleTicket) -> TicketPublic:
+    return TicketPublic.build(ticket)
 
 
 @router.get("/{code}/history", response_model=list[TicketEventPublic])
-def history(code: str, session: SessionDep, principal: PrincipalDep) -> list[TicketEventPublic]:
+def history(ticket: VisibleTicket, session: SessionDep) -> list[TicketEventPublic]:
     """Every change, with who and when (append-only)."""
-    events = service.history(code, session=session, district_codes=principal.scope.district_codes)
+    events = service.history(ticket.code, session=session)
     return [TicketEventPublic.build(e) for e in events]
 
 
 @router.post("/{code}/transitions", response_model=TicketPublic, responses=problems(409))
 def transition(
-    code: str, body: TransitionRequest, session: SessionDep, principal: Worker, settings: SettingsDep
+    ticket: VisibleTicket, body: TransitionRequest, session: SessionDep, principal: Worker, settings: SettingsDep
 ) -> TicketPublic:
     """acknowledge, start, wait (the SLA clock pauses), resume, resolve, close, reopen — with a note.
     A move the status does not allow is a 409 listing the allowed ones."""
-    _visible(code, session, principal)
     ticket = service.transition(
-        code,
+        ticket.code,
         body.action,
         actor=principal.user.id,
         note=body.note,
@@ -138,11 +129,10 @@ def transition(
 
 
 @router.post("/{code}/assign", response_model=TicketPublic, responses=problems(409))
-def assign(code: str, body: AssignmentUpdate, session: SessionDep, principal: Officer) -> TicketPublic:
+def assign(ticket: VisibleTicket, body: AssignmentUpdate, session: SessionDep, principal: Officer) -> TicketPublic:
     """Give the ticket to a technician or officer of its district (or to nobody)."""
-    _visible(code, session, principal)
     ticket = service.assign(
-        code, body.assignee_id, actor=principal.user.id, note=body.note, session=session, now=utcnow()
+        ticket.code, body.assignee_id, actor=principal.user.id, note=body.note, session=session, now=utcnow()
     )
     session.commit()
     return TicketPublic.build(ticket)
@@ -150,12 +140,11 @@ def assign(code: str, body: AssignmentUpdate, session: SessionDep, principal: Of
 
 @router.post("/{code}/priority", response_model=TicketPublic, responses=problems(409))
 def change_priority(
-    code: str, body: PriorityUpdate, session: SessionDep, principal: Officer, settings: SettingsDep
+    ticket: VisibleTicket, body: PriorityUpdate, session: SessionDep, principal: Officer, settings: SettingsDep
 ) -> TicketPublic:
     """A new priority; the due times follow from the ticket's creation."""
-    _visible(code, session, principal)
     ticket = service.change_priority(
-        code,
+        ticket.code,
         body.priority,
         actor=principal.user.id,
         note=body.note,
@@ -168,19 +157,17 @@ def change_priority(
 
 
 @router.post("/{code}/comments", response_model=TicketEventPublic, status_code=201, responses=problems(409))
-def comment(code: str, body: CommentCreate, session: SessionDep, principal: Worker) -> TicketEventPublic:
-    _visible(code, session, principal)
-    event = service.add_comment(code, body.text, actor=principal.user.id, session=session, now=utcnow())
+def comment(ticket: VisibleTicket, body: CommentCreate, session: SessionDep, principal: Worker) -> TicketEventPublic:
+    event = service.add_comment(ticket.code, body.text, actor=principal.user.id, session=session, now=utcnow())
     session.commit()
     return TicketEventPublic.build(event)
 
 
 @router.post("/{code}/costs", response_model=TicketPublic, responses=problems(409))
-def record_costs(code: str, body: CostsUpdate, session: SessionDep, principal: Worker) -> TicketPublic:
+def record_costs(ticket: VisibleTicket, body: CostsUpdate, session: SessionDep, principal: Worker) -> TicketPublic:
     """Parts and labour (VND) and the parts replaced."""
-    _visible(code, session, principal)
     ticket = service.record_costs(
-        code,
+        ticket.code,
         body.parts_cost_vnd,
         body.labour_cost_vnd,
         body.parts_replaced,
@@ -194,8 +181,8 @@ def record_costs(code: str, body: CostsUpdate, session: SessionDep, principal: W
 
 
 @router.get("/{code}/attachments", response_model=list[TicketAttachmentPublic])
-def list_attachments(code: str, session: SessionDep, principal: PrincipalDep) -> list[TicketAttachmentPublic]:
-    found = service.attachments(code, session=session, district_codes=principal.scope.district_codes)
+def list_attachments(ticket: VisibleTicket, session: SessionDep) -> list[TicketAttachmentPublic]:
+    found = service.attachments(ticket.code, session=session)
     return [TicketAttachmentPublic.build(a) for a in found]
 
 
@@ -203,18 +190,17 @@ def list_attachments(code: str, session: SessionDep, principal: PrincipalDep) ->
     "/{code}/attachments", response_model=TicketAttachmentPublic, status_code=201, responses=problems(400, 409)
 )
 def upload_attachment(
-    code: str,
+    ticket: VisibleTicket,
     session: SessionDep,
     principal: Worker,
     settings: SettingsDep,
     file: Annotated[UploadFile, File(description="a JPEG, PNG or WebP photo")],
 ) -> TicketAttachmentPublic:
     """A photo from the field. Size capped; the type is checked by content, not by the name."""
-    _visible(code, session, principal)
     policy = ticket_policy(settings)
     data = file.file.read(policy.attachment_max_bytes + 1)  # parsed (spooled) before the route runs
     attachment = service.save_attachment(
-        code,
+        ticket.code,
         file.filename or "photo",
         data,
         content_type_claimed=file.content_type,
@@ -230,9 +216,9 @@ def upload_attachment(
 
 @router.get("/{code}/attachments/{attachment_id}")
 def download_attachment(
-    code: str, attachment_id: IdPath, session: SessionDep, principal: PrincipalDep, settings: SettingsDep
+    ticket: VisibleTicket, attachment_id: IdPath, session: SessionDep, settings: SettingsDep
 ) -> FileResponse:
-    found = service.attachments(code, session=session, district_codes=principal.scope.district_codes)
+    found = service.attachments(ticket.code, session=session)
     attachment = next((a for a in found if a.id == attachment_id), None)
     if attachment is None:
         raise HTTPException(404, "no such attachment")
