@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import timedelta
 from zoneinfo import ZoneInfo
 
@@ -39,3 +40,16 @@ def delivery_policy(settings: Settings) -> DeliveryPolicy:
         concurrency=settings.notify_concurrency,
         timezone=ZoneInfo(settings.timezone),
     )
+
+
+@dataclass(frozen=True, slots=True)
+class Policies:
+    """Every policy of a deployment, built once at a process's start (the alert rules file is read then)."""
+
+    tickets: TicketPolicy
+    alerts: AlertRules
+    delivery: DeliveryPolicy
+
+    @classmethod
+    def build(cls, settings: Settings) -> Policies:
+        return cls(tickets=ticket_policy(settings), alerts=alert_rules(settings), delivery=delivery_policy(settings))

@@ -28,7 +28,7 @@ from monitor.db import session_scope, utcnow
 from monitor.failures import FailureReport
 from monitor.metrics import CollectorSource, MetricsSource, collector_exporter
 from monitor.metrics_server import MetricsServer, collector_metrics_port
-from monitor.policies import alert_rules, delivery_policy, ticket_policy
+from monitor.policies import Policies, delivery_policy
 from monitor.shutdown import Stopper, wait_for_stop
 from monitor.web.app import create_app
 from monitor.web.serving import server_config
@@ -40,8 +40,9 @@ DEMO_SCENARIOS = ("random-faults:per_day=2",)
 
 
 def make_dispatcher(settings: Settings, engine: Engine, name: str = "dispatcher") -> Dispatcher:
-    """The deployment's dispatcher: its alert rules and ticket policy."""
-    return Dispatcher(engine, rules=alert_rules(settings), ticket_policy=ticket_policy(settings), name=name)
+    """The deployment's dispatcher: its alert rules and ticket policy (built once, here)."""
+    policies = Policies.build(settings)
+    return Dispatcher(engine, rules=policies.alerts, ticket_policy=policies.tickets, name=name)
 
 
 async def dispatch_forever(dispatcher: Dispatcher, every_s: float = DISPATCH_EVERY_S) -> None:

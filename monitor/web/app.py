@@ -22,6 +22,7 @@ from monitor.config import Settings
 from monitor.db import ensure_migrated, make_engine
 from monitor.health.store import HealthStore, policy_from_settings
 from monitor.metrics_fleet import web_exporter
+from monitor.policies import Policies
 from monitor.web.api import alerts, auth, heartbeats, inventory, metrics, notifications, tickets
 from monitor.web.guard import GuardLimits, RequestGuard
 from monitor.web.openapi import install_openapi
@@ -95,6 +96,7 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.settings = settings
+    app.state.policies = Policies.build(settings)
     app.state.engine = engine
     app.state.login_throttle = LoginThrottle()
     # Failed device authentications: 10 per (address, device) and 100 per address in 15 minutes.

@@ -15,13 +15,16 @@ from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
 
 from monitor.alerts.models import AlertProblem, MaintenanceWindow
+from monitor.alerts.rules import AlertRules
 from monitor.alerts.service import get_problem, get_window
 from monitor.auth.models import Role, User
 from monitor.auth.service import Scope, session_user
 from monitor.config import Settings
 from monitor.inventory.models import Commune
 from monitor.inventory.service import DeviceRow, get_commune, get_device, get_district
+from monitor.policies import Policies
 from monitor.tickets.models import Ticket
+from monitor.tickets.policy import TicketPolicy
 from monitor.tickets.queries import get_ticket
 from monitor.web.params import IdPath
 
@@ -54,6 +57,24 @@ async def get_session(engine: Annotated[Engine, Depends(get_engine)]) -> AsyncIt
 
 
 SessionDep = Annotated[Session, Depends(get_session, scope="function")]
+
+
+def get_policies(request: Request) -> Policies:
+    """The deployment's policies, built once when the app was created."""
+    policies: Policies = request.app.state.policies
+    return policies
+
+
+def get_ticket_policy(request: Request) -> TicketPolicy:
+    return get_policies(request).tickets
+
+
+def get_alert_rules(request: Request) -> AlertRules:
+    return get_policies(request).alerts
+
+
+TicketPolicyDep = Annotated[TicketPolicy, Depends(get_ticket_policy)]
+AlertRulesDep = Annotated[AlertRules, Depends(get_alert_rules)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 EngineDep = Annotated[Engine, Depends(get_engine)]
 

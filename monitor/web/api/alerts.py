@@ -16,13 +16,14 @@ from monitor.alerts.models import AlertProblem, MaintenanceWindow
 from monitor.auth.models import Role
 from monitor.db import utcnow
 from monitor.errors import InvalidInput, Problem
-from monitor.policies import alert_rules, ticket_policy
 from monitor.web.bodies import api_router, decode_json
 from monitor.web.deps import (
+    AlertRulesDep,
     PrincipalDep,
     ScopedList,
     SessionDep,
     SettingsDep,
+    TicketPolicyDep,
     VisibleProblem,
     VisibleWindow,
     require_roles,
@@ -180,7 +181,9 @@ def end_window(
 
 
 @router.post("/integrations/alertmanager", tags=["integrations"], responses=problems(401, 408, 413))
-async def alertmanager_webhook(request: Request, session: SessionDep, settings: SettingsDep) -> dict[str, Any]:
+async def alertmanager_webhook(
+    request: Request, session: SessionDep, settings: SettingsDep, rules: AlertRulesDep, policy: TicketPolicyDep
+) -> dict[str, Any]:
     """Alertmanager's webhook (version 4). Answers 2xx only once the result is committed, so retries are safe."""
     expected = settings.alertmanager_token.get_secret_value() if settings.alertmanager_token else ""
     header = request.headers.get("authorization", "")
@@ -202,7 +205,7 @@ async def alertmanager_webhook(request: Request, session: SessionDep, settings: 
 
     def apply() -> Any:
         result = receive(
-            payload, session=session, now=utcnow(), rules=alert_rules(settings), ticket_policy=ticket_policy(settings)
+            payload, session=session, now=utcnow(), rules=rules, ticket_policy=policy
         )
         session.commit()
         return result

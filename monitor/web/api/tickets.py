@@ -13,7 +13,6 @@ from fastapi.responses import FileResponse
 
 from monitor.auth.models import Role
 from monitor.db import utcnow
-from monitor.policies import ticket_policy
 from monitor.priority import Priority
 from monitor.tickets import service
 from monitor.tickets.choices import TicketSource, TicketStatus
@@ -33,7 +32,16 @@ from monitor.tickets.schemas import (
     TransitionRequest,
 )
 from monitor.web.bodies import api_router
-from monitor.web.deps import Principal, PrincipalDep, ScopedList, SessionDep, SettingsDep, VisibleTicket, require_roles
+from monitor.web.deps import (
+    Principal,
+    PrincipalDep,
+    ScopedList,
+    SessionDep,
+    SettingsDep,
+    TicketPolicyDep,
+    VisibleTicket,
+    require_roles,
+)
 from monitor.web.openapi import problems
 from monitor.web.params import IdPath, IdQuery, YearPath
 
@@ -74,10 +82,10 @@ def list_tickets(
 
 
 @router.post("", response_model=TicketPublic, status_code=201, responses=problems(404, 409))
-def create_ticket(body: TicketCreate, session: SessionDep, principal: Officer, settings: SettingsDep) -> Any:
+def create_ticket(body: TicketCreate, session: SessionDep, principal: Officer, policy: TicketPolicyDep) -> Any:
     """Record a report from a commune (with or without a device); routed to the responsible district."""
     ticket = service.create_manual_ticket(
-        body, actor=principal.user.id, session=session, now=utcnow(), policy=ticket_policy(settings)
+        body, actor=principal.user.id, session=session, now=utcnow(), policy=policy
     )
     if not principal.scope.allows(ticket.district_code):
         session.rollback()
@@ -111,7 +119,7 @@ def history(ticket: VisibleTicket, session: SessionDep) -> list[TicketEventPubli
 
 @router.post("/{code}/transitions", response_model=TicketPublic, responses=problems(409))
 def transition(
-    ticket: VisibleTicket, body: TransitionRequest, session: SessionDep, principal: Worker, settings: SettingsDep
+    ticket: VisibleTicket, body: TransitionRequest, session: SessionDep, principal: Worker, policy: TicketPolicyDep
 ) -> TicketPublic:
     """acknowledge, start, wait (the SLA clock pauses), resume, resolve, close, reopen — with a note.
     A move the status does not allow is a 409 listing the allowed ones."""
@@ -122,7 +130,7 @@ def transition(
         note=body.note,
         session=session,
         now=utcnow(),
-        policy=ticket_policy(settings),
+        policy=policy,
     )
     session.commit()
     return TicketPublic.build(ticket)
@@ -140,7 +148,7 @@ def assign(ticket: VisibleTicket, body: AssignmentUpdate, session: SessionDep, p
 
 @router.post("/{code}/priority", response_model=TicketPublic, responses=problems(409))
 def change_priority(
-    ticket: VisibleTicket, body: PriorityUpdate, session: SessionDep, principal: Officer, settings: SettingsDep
+    ticket: VisibleTicket, body: PriorityUpdate, session: SessionDep, principal: Officer, policy: TicketPolicyDep
 ) -> TicketPublic:
     """A new priority; the due times follow from the ticket's creation."""
     ticket = service.change_priority(
@@ -150,7 +158,7 @@ def change_priority(
         note=body.note,
         session=session,
         now=utcnow(),
-        policy=ticket_policy(settings),
+        policy=policy,
     )
     session.commit()
     return TicketPublic.build(ticket)
@@ -194,10 +202,10 @@ def upload_attachment(
     session: SessionDep,
     principal: Worker,
     settings: SettingsDep,
+    policy: TicketPolicyDep,
     file: Annotated[UploadFile, File(description="a JPEG, PNG or WebP photo")],
 ) -> TicketAttachmentPublic:
     """A photo from the field. Size capped; the type is checked by content, not by the name."""
-    policy = ticket_policy(settings)
     data = file.file.read(policy.attachment_max_bytes + 1)  # parsed (spooled) before the route runs
     attachment = service.save_attachment(
         ticket.code,
