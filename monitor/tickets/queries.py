@@ -235,3 +235,10 @@ def district_costs(year: int, *, session: Session) -> list[DistrictCost]:
         .order_by(col(District.code))
     )
     return [DistrictCost(code, int(n), int(parts), int(labour)) for code, n, parts, labour in session.exec(query)]
+
+
+def open_tickets_by_district(*, session: Session) -> dict[str, int]:
+    """The number of open tickets of each district that has any, by district code (`monitor status`)."""
+    district = col(Ticket.district_code)
+    rows = session.execute(sa.select(district, sa.func.count()).where(OPEN).group_by(district))
+    return {code: int(n) for code, n in rows}

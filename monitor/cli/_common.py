@@ -1,0 +1,59 @@
+"""What every command of `monitor` shares: settings (refusing bad ones with exit code 2), a migrated engine, logging."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import NoReturn
+
+import typer
+from sqlalchemy.engine import Engine
+
+from monitor.config import Settings, load_settings
+from monitor.db import ensure_migrated, make_engine
+from monitor.errors import MonitorError
+
+
+def fail(message: str, code: int = 1) -> NoReturn:
+    """Say what went wrong on standard error, in red, and end the command with `code`."""
+    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
+    raise typer.Exit(code)
+
+
+def cli_settings(**overrides: object) -> Settings:
+    """The settings from the environment (and `overrides`); invalid ones end the command with code 2."""
+    try:
+        return load_settings(**overrides)
+    except MonitorError as exc:
+        fail(str(exc), 2)
+
+
+def production_settings() -> Settings:
+    """Settings for a long-running process: placeholder secrets are refused, naming each."""
+    settings = cli_settings()
+    try:
+        settings.require_real_secrets()
+    except MonitorError as exc:
+        fail(str(exc), 2)
+    return settings
+
+
+def migrated_engine(settings: Settings) -> Engine:
+    """The database engine, once its schema is the one this code needs (else code 2, saying how to upgrade)."""
+    engine = make_engine(settings)
+    try:
+        ensure_migrated(engine)
+    except MonitorError as exc:
+        fail(str(exc), 2)
+    return engine
+
+
+def configure_logging() -> None:
+    """Log lines to standard error, with the time, the level and the logger's name."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    # One line per slot job and per MQTT packet would drown what matters.
+    for noisy in ("apscheduler", "amqtt", "transitions"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+__all__ = ["cli_settings", "configure_logging", "fail", "migrated_engine", "production_settings"]
