@@ -32,7 +32,7 @@ def test_the_committed_json_is_what_the_builder_makes() -> None:
     assert sorted(p.name for p in COMMITTED.glob("*.json")) == sorted(built)
     for name, content in built.items():
         assert (COMMITTED / name).read_text(encoding="utf-8") == render(content), (
-            f"dashboards/{name} differs from monitor/dashboards.py: run `monitor dashboards build`"
+            f"dashboards/{name} differs from monitor/grafana/dashboards/: run `monitor dashboards build`"
         )
 
 

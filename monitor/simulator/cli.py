@@ -1,6 +1,6 @@
 """`monitor simulate …`: run the simulated fleet of the inventory, and change a running one.
 
-Mounted by monitor/cli.py as `app.add_typer(simulate_app, name="simulate")`.
+Mounted by monitor/cli/__init__.py as `app.add_typer(simulate_app, name="simulate")`.
 """
 
 from __future__ import annotations
