@@ -44,3 +44,25 @@ def test_a_method_a_path_does_not_take_lists_every_method_of_the_path(sqlite_set
         answer = client.put("/api/v1/notifications/channels/1")
     assert answer.status_code == 405
     assert answer.headers["allow"] == "DELETE, GET, PATCH"
+
+
+def test_the_api_documentation_is_served_from_the_package_with_nothing_from_another_host(tmp_path) -> None:
+    import re
+
+    from fastapi.testclient import TestClient
+
+    from monitor.config import load_settings
+    from monitor.web.app import create_app
+    from tests.conftest import TEST_SECRET
+
+    settings = load_settings(database_url=f"sqlite:///{tmp_path}/m.db", secret_key=TEST_SECRET)
+    client = TestClient(create_app(settings))
+    page = client.get("/docs")
+    assert page.status_code == 200
+    assert "script-src 'self'" in page.headers["content-security-policy"]
+    assert "<script>" not in page.text  # no inline script
+    links = re.findall(r'(?:src|href)="([^"]+)"', page.text)
+    assert links and all(link.startswith("/static/") for link in links), links
+    for link in links:
+        assert client.get(link).status_code == 200, link
+    assert client.get("/redoc").status_code == 404  # ReDoc would load its script from a CDN

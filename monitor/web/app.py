@@ -24,6 +24,7 @@ from monitor.health.store import HealthStore, policy_from_settings
 from monitor.metrics_fleet import web_exporter
 from monitor.policies import Policies
 from monitor.web.api import alerts, auth, heartbeats, inventory, metrics, notifications, tickets
+from monitor.web.docs import install_docs
 from monitor.web.guard import GuardLimits, RequestGuard
 from monitor.web.openapi import install_openapi
 from monitor.web.problems import install_problem_handlers
@@ -94,6 +95,8 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
         description="Giám sát cụm loa và bảng tin điện tử, phiếu sửa chữa theo huyện. "
         "Monitoring of radio clusters and bulletin boards, with repair tickets routed to districts.",
         lifespan=lifespan,
+        docs_url=None,  # served from the package by install_docs, not from a CDN
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.policies = Policies.build(settings)
@@ -109,6 +112,7 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
     app.state.metrics = web_exporter(engine, delivery_stats=app.state.delivery_stats)
     app.state.warm_metrics = False  # set by monitor.runtime for the processes it serves
     install_problem_handlers(app)
+    install_docs(app)
     app.add_middleware(
         RequestGuard,
         limits=GuardLimits(
