@@ -118,8 +118,8 @@ def collect(
 @app.command()
 def status() -> None:
     """The province at a glance: each district's active devices by state and its open tickets."""
+    from monitor.health.queries import list_districts
     from monitor.health.states import DeviceState
-    from monitor.inventory.service import list_districts
     from monitor.tickets.queries import open_tickets_by_district
 
     engine = migrated_engine(cli_settings())

@@ -20,8 +20,9 @@ from monitor.alerts.service import get_problem, get_window
 from monitor.auth.models import Role, User
 from monitor.auth.service import Scope, session_user
 from monitor.config import Settings
+from monitor.health.queries import DeviceRow, get_device
 from monitor.inventory.models import Commune
-from monitor.inventory.service import DeviceRow, get_commune, get_device, get_district
+from monitor.inventory.service import get_commune, get_district
 from monitor.policies import Policies
 from monitor.tickets.models import Ticket
 from monitor.tickets.policy import TicketPolicy

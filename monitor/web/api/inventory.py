@@ -8,19 +8,12 @@ from fastapi import Query
 
 from monitor.bounds import PRINTABLE
 from monitor.errors import InvalidInput, Problem
+from monitor.health import queries as fleet
+from monitor.health.schemas import DevicePage, DevicePublic, DistrictPublic, StateChangePublic
 from monitor.health.states import DeviceState
 from monitor.inventory import service
 from monitor.inventory.choices import DeviceKind
-from monitor.inventory.schemas import (
-    BroadcastSystemPublic,
-    CommuneDetail,
-    CommunePage,
-    CommunePublic,
-    DevicePage,
-    DevicePublic,
-    DistrictPublic,
-    StateChangePublic,
-)
+from monitor.inventory.schemas import BroadcastSystemPublic, CommuneDetail, CommunePage, CommunePublic
 from monitor.web.bodies import api_router
 from monitor.web.deps import PrincipalDep, ScopedList, SessionDep, VisibleCommune, VisibleDevice
 from monitor.web.openapi import problems
@@ -47,7 +40,7 @@ def list_districts(session: SessionDep, principal: PrincipalDep) -> list[Distric
             device_count=s.device_count,
             devices_by_state=s.devices_by_state,
         )
-        for s in service.list_districts(session=session, district_codes=principal.scope.district_codes)
+        for s in fleet.list_districts(session=session, district_codes=principal.scope.district_codes)
     ]
 
 
@@ -99,10 +92,10 @@ def list_devices(
     text search ignoring accents (`dinh lap` finds Đình Lập). Page with `after` (keyset) or `offset`."""
     if order == "longest" and after is not None:
         raise InvalidInput("`after` pages the order by code", [Problem("after", "use offset with order=longest")])
-    filters = service.DeviceFilter(
+    filters = fleet.DeviceFilter(
         commune=commune, kind=kind, q=q, active=active, state=state, longest_first=order == "longest"
     )
-    rows, total = service.list_devices(
+    rows, total = fleet.list_devices(
         filters,
         session=session,
         limit=limit,
@@ -128,5 +121,5 @@ def device_state_changes(
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> list[StateChangePublic]:
     """The device's latest state changes, newest first: when it went down, came back, which faults."""
-    changes = service.device_state_changes(device[0].code, session=session, limit=limit)
+    changes = fleet.device_state_changes(device[0].code, session=session, limit=limit)
     return [StateChangePublic.build(change) for change in changes]
