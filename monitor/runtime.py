@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import socket
 import time
 from collections.abc import AsyncIterator, Iterator, Sequence
 from datetime import timedelta
@@ -26,6 +27,7 @@ from monitor.collectors.runner import Collector
 from monitor.config import Settings
 from monitor.db import session_scope, utcnow
 from monitor.failures import FailureReport
+from monitor.inventory.demo import DemoPorts
 from monitor.metrics import CollectorSource, MetricsSource, collector_exporter
 from monitor.metrics_server import MetricsServer, collector_metrics_port
 from monitor.policies import Policies, delivery_policy
@@ -35,7 +37,6 @@ from monitor.web.serving import server_config
 
 log = logging.getLogger(__name__)
 DISPATCH_EVERY_S = 2.0
-DEMO_MQTT_PORT = 18830
 DEMO_SCENARIOS = ("random-faults:per_day=2",)
 
 
@@ -200,8 +201,48 @@ def _unsaved(collector: Collector) -> str | None:
     return f"{unsaved} observations of the collector not saved" if unsaved else None
 
 
+def port_free(port: int, kind: socket.SocketKind = socket.SOCK_STREAM, host: str = "0.0.0.0") -> bool:
+    """Whether `port` can be bound now (the simulator binds the wildcard address to answer all of 127/8)."""
+    with socket.socket(socket.AF_INET, kind) as probe:
+        try:
+            probe.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def _free_port(kind: socket.SocketKind) -> int:
+    with socket.socket(socket.AF_INET, kind) as probe:
+        probe.bind(("0.0.0.0", 0))
+        return int(probe.getsockname()[1])
+
+
+def choose_demo_ports() -> DemoPorts:
+    """The demo fleet's usual ports when they are free, else free ones (another demo runs on this machine)."""
+    usual = DemoPorts()
+    if (
+        port_free(usual.http)
+        and port_free(usual.snmp, socket.SOCK_DGRAM)
+        and port_free(usual.snmp_v3, socket.SOCK_DGRAM)
+        and port_free(usual.mqtt, host="127.0.0.1")
+    ):
+        return usual
+    return DemoPorts(
+        http=_free_port(socket.SOCK_STREAM),
+        snmp=_free_port(socket.SOCK_DGRAM),
+        snmp_v3=_free_port(socket.SOCK_DGRAM),
+        mqtt=_free_port(socket.SOCK_STREAM),
+    )
+
+
 async def run_demo(
-    settings: Settings, engine: Engine, *, seed: int, port: int, scenarios: Sequence[str] = DEMO_SCENARIOS
+    settings: Settings,
+    engine: Engine,
+    *,
+    seed: int,
+    port: int,
+    scenarios: Sequence[str] = DEMO_SCENARIOS,
+    ports: DemoPorts = DemoPorts(),
 ) -> None:
     """Everything in one process: an MQTT broker, the simulated fleet, the collector and the web app."""
     from monitor.simulator import Simulator  # the demo is the one place that runs the simulator in-process
@@ -210,12 +251,15 @@ async def run_demo(
     broker: EmbeddedBroker | None = None
     mqtt_url = settings.mqtt_url
     if mqtt_url is None:
-        broker = EmbeddedBroker(port=DEMO_MQTT_PORT)
+        broker = EmbeddedBroker(port=ports.mqtt)
         await broker.start()
         mqtt_url = broker.url
     simulator = Simulator(
         await asyncio.to_thread(devices_from_inventory, settings),
         seed=seed,
+        http_port=ports.http,
+        snmp_port=ports.snmp,
+        snmp_v3_port=ports.snmp_v3,
         mqtt_url=mqtt_url,
         service_url=f"http://127.0.0.1:{port}",
         scenarios=scenarios,

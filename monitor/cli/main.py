@@ -7,6 +7,7 @@ import os
 from typing import Annotated
 
 import typer
+from sqlmodel import col, select
 
 from monitor.cli._common import cli_settings, configure_logging, fail, migrated_engine, production_settings
 from monitor.config import Mode
@@ -40,10 +41,14 @@ def demo(
     the collector polls it and the web app serves the API. Ctrl-C stops everything.
     """
     from monitor.auth.cast import CAST, DEMO_PASSWORD, seed_cast
-    from monitor.inventory.demo import seed_demo
-    from monitor.runtime import DEMO_SCENARIOS, run_demo
+    from monitor.inventory.demo import DemoPorts, seed_demo
+    from monitor.inventory.models import Commune, Device, District
+    from monitor.runtime import DEMO_SCENARIOS, choose_demo_ports, port_free, run_demo
 
     configure_logging()
+    if not port_free(port, host="127.0.0.1"):
+        fail(f"port {port} on 127.0.0.1 is taken (another demo?): choose another with --port (make demo PORT=8080)")
+    ports = choose_demo_ports()
     overrides: dict[str, object] = {"mode": Mode.DEMO, "port": port, "cookie_secure": False}
     if not os.environ.get("MONITOR_ALERTMANAGER_TOKEN"):
         overrides["alertmanager_token"] = DEMO_ALERTMANAGER_TOKEN
@@ -51,20 +56,38 @@ def demo(
     engine = make_engine(settings)
     upgrade(engine)
     with session_scope(engine) as session:
-        result = seed_demo(session=session, seed=seed, structure=structure)
+        result = seed_demo(session=session, seed=seed, structure=structure, ports=ports)
         seed_cast(session=session)
+        districts = {d.code: d.name for d in session.exec(select(District))}
+        # a device the printed officer and technician of Cao Lộc can see, polled over HTTP
+        example = session.exec(
+            select(Device.code)
+            .join(Commune, col(Commune.code) == Device.commune_code)
+            .where(Commune.district_code == "183", Device.protocol == "http", Device.kind == "radio_cluster")
+            .order_by(col(Device.code))
+        ).first()
     typer.echo(f"database: {settings.effective_database_url}")
     typer.echo(f"fleet: {result.created} devices created, {result.updated} updated, {result.unchanged} unchanged")
+    if ports != DemoPorts():
+        typer.echo(
+            f"the usual fleet ports are taken (another demo?): this fleet answers on HTTP {ports.http}, "
+            f"SNMP {ports.snmp}/{ports.snmp_v3}, MQTT {ports.mqtt}, on 127.1.x.y"
+        )
     typer.echo(f"open http://127.0.0.1:{port}/docs (API) — sign in with POST /api/v1/auth/login")
-    typer.echo(f"demo users (password {DEMO_PASSWORD!r}): " + ", ".join(f"{p.username} ({p.role.value})" for p in CAST))
-    typer.echo("inject a fault: monitor simulate inject --device 06613-CL01 --fault offline")
+    typer.echo(f"demo users, password {DEMO_PASSWORD!r}:")
+    for person in CAST:
+        code = person.district_code
+        where = f"{districts.get(code, '?')} ({code})" if code else "cả tỉnh / the whole province"
+        typer.echo(f"  {person.username:<8} {person.role.value:<10} {person.role.label_vi} — {where}")
+    if example:
+        typer.echo(f"break a device of Cao Lộc: monitor simulate inject --device {example} --fault offline")
     typer.echo(f"what is down now: GET http://127.0.0.1:{port}/api/v1/devices?state=down, or `monitor status`")
     typer.echo(
         f"Alertmanager webhook: POST http://127.0.0.1:{port}/api/v1/integrations/alertmanager "
         f"(bearer {settings.alertmanager_token.get_secret_value() if settings.alertmanager_token else '-'})"
     )
     typer.echo("Ctrl-C stops it.")
-    asyncio.run(run_demo(settings, engine, seed=seed, port=port, scenarios=scenario or DEMO_SCENARIOS))
+    asyncio.run(run_demo(settings, engine, seed=seed, port=port, scenarios=scenario or DEMO_SCENARIOS, ports=ports))
 
 
 @app.command()

@@ -26,6 +26,17 @@ from monitor.inventory.units import init_province, load_units
 DEMO_HTTP_PORT = 18080
 DEMO_SNMP_PORT = 16161
 DEMO_SNMP_V3_PORT = 16162
+DEMO_MQTT_PORT = 18830
+
+
+@dataclass(frozen=True, slots=True)
+class DemoPorts:
+    """Where the demo's simulated fleet answers (every device shares one port per protocol) and its broker."""
+
+    http: int = DEMO_HTTP_PORT
+    snmp: int = DEMO_SNMP_PORT
+    snmp_v3: int = DEMO_SNMP_V3_PORT
+    mqtt: int = DEMO_MQTT_PORT
 DEMO_SNMP_V3_CREDENTIALS = "v3:monitor:demo-auth-pass:demo-priv-pass"  # SHA / AES-128 (docs/vendor-formats.md)
 DISTRICT_CENTRE_TYPES = frozenset({"Thị trấn", "Phường"})
 
@@ -52,8 +63,10 @@ def _address(index: int) -> str:
     return f"127.1.{index // 250}.{index % 250 + 1}"
 
 
-def generate_demo_rows(communes: list[Commune], seed: int, today: date) -> list[FleetRow]:
-    """The demo fleet's devices for `communes`, deterministic by `seed`."""
+def generate_demo_rows(
+    communes: list[Commune], seed: int, today: date, ports: DemoPorts = DemoPorts()
+) -> list[FleetRow]:
+    """The demo fleet's devices for `communes`, deterministic by `seed`, answering on `ports`."""
     rng = random.Random(seed)
     rows: list[FleetRow] = []
 
@@ -71,9 +84,9 @@ def generate_demo_rows(communes: list[Commune], seed: int, today: date) -> list[
         index = len(rows)
         credentials = None
         if protocol is Protocol.HTTP:
-            address, port = f"http://{_address(index)}:{DEMO_HTTP_PORT}/status", None
+            address, port = f"http://{_address(index)}:{ports.http}/status", None
         elif protocol is Protocol.SNMP:
-            address, port = _address(index), DEMO_SNMP_V3_PORT if snmp_v3 else DEMO_SNMP_PORT
+            address, port = _address(index), ports.snmp_v3 if snmp_v3 else ports.snmp
             credentials = DEMO_SNMP_V3_CREDENTIALS if snmp_v3 else "public"
         elif protocol is Protocol.MQTT:
             address, port = f"lang-son/{commune.code}/{code}/heartbeat", None
@@ -186,12 +199,18 @@ def demo_token(seed: int, code: str) -> str:
 
 
 def seed_demo(
-    *, session: Session, seed: int, structure: UnitStructure = UnitStructure.Y2020, today: date | None = None
+    *,
+    session: Session,
+    seed: int,
+    structure: UnitStructure = UnitStructure.Y2020,
+    today: date | None = None,
+    ports: DemoPorts = DemoPorts(),
 ) -> ImportResult:
-    """Load the province's units and the generated fleet; a second run with the same seed changes nothing."""
+    """Load the province's units and the generated fleet; a second run with the same seed and ports changes
+    nothing."""
     init_province(session, load_units("lang-son", structure))
     communes = list(session.exec(select(Commune).order_by(col(Commune.code))))
-    rows = generate_demo_rows(communes, seed, today or date(2026, 1, 1))
+    rows = generate_demo_rows(communes, seed, today or date(2026, 1, 1), ports)
     result = apply_fleet_rows(rows, session=session)
     pushed = [row.code for row in rows if row.protocol is Protocol.HEARTBEAT]
     for device in session.exec(select(Device).where(col(Device.code).in_(pushed), col(Device.token_hash).is_(None))):
