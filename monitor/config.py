@@ -61,7 +61,12 @@ class Settings(BaseSettings):
     session_hours: float = Field(default=12, gt=0, le=24 * 30)
 
     # --- the web process under load and abuse ---
-    web_threads: int = Field(default=40, ge=2, le=1000, description="threads that run the requests' database work")
+    # Few threads: CPython runs one at a time, and every SQLite call hands the interpreter lock over, so on
+    # SQLite more threads cost more CPU per request (bench/bench_api.py: 1 thread 3.7 ms, 8 threads 5.8 ms, 40
+    # threads 6.4 ms for a district's queue under 50 clients). PostgreSQL waits on the network: more help.
+    web_threads: int | None = Field(
+        default=None, ge=1, le=1000, description="threads for the requests' database work (default: SQLite 2, else 8)"
+    )
     web_max_body_bytes: int = Field(
         default=1024 * 1024, ge=1024, description="largest request body (JSON, forms); 413 beyond, before parsing"
     )
@@ -80,8 +85,10 @@ class Settings(BaseSettings):
     web_client_max_receiving: int = Field(
         default=16, ge=1, description="requests of one address that may be sending their bodies at once"
     )
-    web_client_max_active: int = Field(
-        default=16, ge=1, description="requests of one address being worked on at once; more wait their turn"
+    web_client_max_active: int | None = Field(
+        default=None,
+        ge=1,
+        description="requests of one address worked on at once, more wait their turn (default: half the threads)",
     )
     web_queue_timeout_s: float = Field(
         default=5.0, gt=0, le=120, description="how long a request waits its turn (its address's share) before a 503"
@@ -188,6 +195,18 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite:///{(self.data_dir / 'monitor.db').resolve()}"
+
+    @property
+    def effective_web_threads(self) -> int:
+        if self.web_threads is not None:
+            return self.web_threads
+        return 2 if self.effective_database_url.startswith("sqlite") else 8
+
+    @property
+    def effective_client_max_active(self) -> int:
+        if self.web_client_max_active is not None:
+            return self.web_client_max_active
+        return max(1, self.effective_web_threads // 2)
 
     @property
     def is_demo(self) -> bool:

@@ -79,7 +79,7 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # The database work of every request runs on these threads (routes are plain `def`).
-        anyio.to_thread.current_default_thread_limiter().total_tokens = settings.web_threads
+        anyio.to_thread.current_default_thread_limiter().total_tokens = settings.effective_web_threads
         await asyncio.to_thread(ensure_migrated, engine)
         if app.state.warm_metrics:  # a served process: the first scrape should not wait for the labels
             app.state.metrics.warm()
@@ -121,7 +121,7 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
             body_idle_timeout_s=settings.web_body_idle_timeout_s,
             body_timeout_s=settings.web_body_timeout_s,
             client_max_receiving=settings.web_client_max_receiving,
-            client_max_active=settings.web_client_max_active,
+            client_max_active=settings.effective_client_max_active,
             queue_timeout_s=settings.web_queue_timeout_s,
         ),
         is_upload=is_upload,
