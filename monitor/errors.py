@@ -1,15 +1,25 @@
-"""The project's own errors, in one place.
+"""The project's own errors: the base and the general ones here, each package's own beside its code.
 
     MonitorError                    every error this package raises on purpose
     ├── ConfigError                 settings that cannot be used (placeholder secrets, bad values)
     ├── DatabaseNotMigrated         the database schema is behind the code: run `monitor db upgrade`
     ├── NotFound                    a code that names nothing (API: 404)
+    │   └── UnknownProfile          a device names a profile no loaded file defines   (collectors.errors)
     ├── Conflict                    a change that contradicts the current state (API: 409)
-    └── InvalidInput                input refused with a list of precise problems (API: 422)
-        └── FleetFileError          a fleet file refused whole, one problem per bad row and field
+    │   └── InvalidTransition       an action the ticket's status does not allow   (tickets.workflow)
+    ├── InvalidInput                input refused with a list of precise problems (API: 422)
+    │   └── FleetFileError          a fleet file refused whole, one problem per bad row and field
+    ├── CollectError                a device could not be heard or understood; `kind` says why (collectors.errors)
+    ├── ProfileError                device profiles refused at load, every problem found   (collectors.errors)
+    ├── DatabaseAway                a collector's observations held while the database is away (collectors.errors)
+    ├── DeliveryError               one notification attempt failed; permanent or when to retry (alerts.notify.errors)
+    ├── WorkerError                 the metrics worker did not answer in time or as agreed  (metrics_worker)
+    └── GrafanaError                Grafana unreachable or refusing a request               (grafana.client)
 
-Errors of the libraries below (SQLAlchemy, YAML, the collectors' network libraries) are turned
-into these at the boundary where they happen, so that callers handle one family.
+Errors of the libraries below (SQLAlchemy, YAML, httpx, aiohttp, the SNMP and MQTT libraries) are
+turned into these at the boundary where they happen (`raise ... from exc`), so that callers handle one
+family. Plain `ValueError`s remain only for a precondition of a pure function (a naive datetime given
+to the SLA arithmetic) and inside a module, caught before they leave it (a reading that does not parse).
 """
 
 from __future__ import annotations

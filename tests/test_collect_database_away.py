@@ -16,10 +16,10 @@ import pytest
 from sqlmodel import Session, select
 
 from monitor.collectors import runner
-from monitor.collectors.errors import FailureKind
+from monitor.collectors.errors import DatabaseAway, FailureKind
 from monitor.collectors.mapping import failed_observation
 from monitor.collectors.profiles import load_profiles
-from monitor.collectors.runner import Collector, DatabaseAway
+from monitor.collectors.runner import Collector
 from monitor.config import load_settings
 from monitor.db import make_engine, session_scope, upgrade
 from monitor.health.machine import Observation

@@ -1,8 +1,9 @@
-"""The collectors' own errors: why a poll failed, and why a device profile was refused.
+"""The collectors' own errors: why a poll failed, why a device profile was refused, why facts wait.
 
     MonitorError (monitor.errors)
     ├── CollectError            a poll, push or trap could not be turned into facts; `kind` says why
     ├── ProfileError            device profiles refused at load, every problem with its file and line
+    ├── DatabaseAway            the database could not take observations now; they are held, not lost
     └── NotFound
         └── UnknownProfile      a device names a profile that no loaded file defines
 
@@ -73,6 +74,13 @@ class ProfileError(MonitorError):
         count = len(self.problems)
         lines = "\n  ".join(str(p) for p in self.problems)
         super().__init__(f"{count} problem{'s' if count != 1 else ''} in device profiles:\n  {lines}")
+
+
+class DatabaseAway(MonitorError):
+    """The database could not take the observations now; they are held for the next flush.
+
+    The collector's trouble, never the devices': none of them is declared down for it.
+    """
 
 
 class UnknownProfile(NotFound):

@@ -35,7 +35,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
-from monitor.collectors.errors import FailureKind
+from monitor.collectors.errors import DatabaseAway, FailureKind
 from monitor.collectors.http import HttpPoller
 from monitor.collectors.liveness import IngestWatch, Liveness, merged
 from monitor.collectors.mapping import failed_observation
@@ -57,10 +57,6 @@ from monitor.inventory.models import Device
 log = logging.getLogger(__name__)
 BLIND_WINDOW_S = 60.0
 MAX_HELD = 200_000  # observations kept while the database is away (~2 min of 100,000 devices; ~60 MB)
-
-
-class DatabaseAway(Exception):
-    """The database could not take the observations now; they are held for the next flush."""
 
 
 class BlindnessGuard:
