@@ -37,6 +37,18 @@ def _ends_within(process: subprocess.Popen[bytes], seconds: float, log: Path) ->
     return time.monotonic() - began
 
 
+def _sigterm_while_locked(process: subprocess.Popen[bytes], database: Path | str, log: Path) -> float:
+    """Lock the database for writing, let the process's writes queue behind the lock, then SIGTERM it."""
+    lock = sqlite3.connect(database, timeout=10)
+    lock.execute("BEGIN IMMEDIATE")
+    try:
+        time.sleep(2)  # its writes are now waiting on the lock
+        return _ends_within(process, 10, log)
+    finally:
+        lock.rollback()
+        lock.close()
+
+
 def _environment(settings: Settings, tmp_path: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("MONITOR_")}
     return env | {
@@ -64,14 +76,7 @@ def test_sigterm_ends_the_process_within_ten_seconds_while_its_database_is_locke
     try:
         time.sleep(4)
         assert process.poll() is None, log.read_text(errors="replace")
-        lock = sqlite3.connect(sqlite_settings.effective_database_url.removeprefix("sqlite:///"), timeout=10)
-        lock.execute("BEGIN IMMEDIATE")
-        try:
-            time.sleep(2)  # its writes are now waiting on the lock
-            took = _ends_within(process, 10, log)
-        finally:
-            lock.rollback()
-            lock.close()
+        took = _sigterm_while_locked(process, sqlite_settings.effective_database_url.removeprefix("sqlite:///"), log)
     finally:
         stop_process(process)
     assert took < 10
@@ -96,14 +101,7 @@ def test_the_demo_stops_within_ten_seconds_on_sigterm_while_its_database_is_lock
             assert process.poll() is None and time.monotonic() < deadline, log.read_text(errors="replace")
             time.sleep(0.2)
         time.sleep(3)  # the fleet answers, the collector saves
-        lock = sqlite3.connect(tmp_path / "data" / "monitor.db", timeout=10)
-        lock.execute("BEGIN IMMEDIATE")
-        try:
-            time.sleep(2)
-            took = _ends_within(process, 10, log)
-        finally:
-            lock.rollback()
-            lock.close()
+        took = _sigterm_while_locked(process, tmp_path / "data" / "monitor.db", log)
     finally:
         stop_process(process)
     assert took < 10
