@@ -13,7 +13,7 @@
     ├── ProfileError                device profiles refused at load, every problem found   (collectors.errors)
     ├── DatabaseAway                a collector's observations held while the database is away (collectors.errors)
     ├── DeliveryError               one notification attempt failed; permanent or when to retry (alerts.notify.errors)
-    ├── WorkerError                 the metrics worker did not answer in time or as agreed  (metrics_worker)
+    ├── WorkerError                 the metrics worker did not answer in time or as agreed  (metrics.worker)
     └── GrafanaError                Grafana unreachable or refusing a request               (grafana.client)
 
 Errors of the libraries below (SQLAlchemy, YAML, httpx, aiohttp, the SNMP and MQTT libraries) are
