@@ -57,6 +57,10 @@ def _reason(error: Mapping[str, Any]) -> str:
     return f"{message}: {why}" if why and str(why) not in message else message
 
 
+def _try_again_shortly(title: str, why: str) -> JSONResponse:
+    return problem(503, title, f"{why}; try again shortly", headers={"Retry-After": str(RETRY_AFTER_S)})
+
+
 def install_problem_handlers(app: FastAPI) -> None:
     """Route every error raised on purpose, and every unexpected one, to a problem-details answer."""
 
@@ -93,22 +97,12 @@ def install_problem_handlers(app: FastAPI) -> None:
     @app.exception_handler(OperationalError)
     async def _database_down(_request: Request, exc: OperationalError) -> JSONResponse:
         log.error("database unavailable: %s", exc.orig)
-        return problem(
-            503,
-            "Database unavailable",
-            "the database is busy or cannot be reached; try again shortly",
-            headers={"Retry-After": str(RETRY_AFTER_S)},
-        )
+        return _try_again_shortly("Database unavailable", "the database is busy or cannot be reached")
 
     @app.exception_handler(PoolTimeout)
     async def _no_connection(_request: Request, _exc: PoolTimeout) -> JSONResponse:
         log.warning("no free database connection within the pool timeout: answering 503")
-        return problem(
-            503,
-            "Service busy",
-            "every database connection is in use; try again shortly",
-            headers={"Retry-After": str(RETRY_AFTER_S)},
-        )
+        return _try_again_shortly("Service busy", "every database connection is in use")
 
     @app.exception_handler(ClientDisconnect)
     async def _client_gone(request: Request, _exc: ClientDisconnect) -> JSONResponse:
