@@ -28,8 +28,7 @@ from _alerts_setup import Timing, all_up, demo_district, migrated_sqlite, second
 from monitor.db import utcnow
 from monitor.health.machine import HealthPolicy, Observation
 from monitor.health.store import HealthStore
-from monitor.metrics import DEFAULT_MAX_AGE_S
-from monitor.metrics_fleet import web_exporter
+from monitor.metrics import DEFAULT_MAX_AGE_S, web_exporter
 from monitor.tickets.models import Ticket
 from monitor.web.app import create_app
 from tests.peers import free_port

@@ -4,7 +4,7 @@
 
 For each fleet size (SQLite; Lạng Sơn's 200 communes, devices spread over them; 95 % judged, 5 % never heard):
 
-1. **Build**: the web process's exporter (`monitor.metrics_fleet.web_exporter`), here in the bench's own process
+1. **Build**: the web process's exporter (`monitor.metrics.web_exporter`), here in the bench's own process
    (in the service its database part runs in a child process): cold (labels rendered) and warm (labels
    cached); text and gzip sizes; the memory it keeps (tracemalloc).
 2. **prometheus-client's way**, same run, same devices: three labelled `Gauge`s (up, last seen, info) set for
@@ -150,7 +150,7 @@ def build_database(path: Path, devices: int, seed: int = 1) -> Engine:
 
 def measure_build(engine: Engine) -> dict[str, Any]:
     """Cold and warm builds of the web exporter, sizes, series and the memory it keeps."""
-    from monitor.metrics_fleet import web_exporter
+    from monitor.metrics import web_exporter
 
     gc.collect()
     tracemalloc.start()

@@ -28,8 +28,7 @@ from monitor.config import Settings
 from monitor.db import session_scope, utcnow
 from monitor.failures import FailureReport
 from monitor.inventory.demo import DemoPorts
-from monitor.metrics import CollectorSource, MetricsSource, collector_exporter
-from monitor.metrics_server import MetricsServer, collector_metrics_port
+from monitor.metrics import CollectorSource, MetricsServer, MetricsSource, collector_exporter, collector_metrics_port
 from monitor.policies import Policies, delivery_policy
 from monitor.shutdown import Stopper, wait_for_stop
 from monitor.web.app import create_app

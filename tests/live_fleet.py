@@ -31,8 +31,7 @@ from monitor.config import load_settings
 from monitor.db import make_engine, session_scope, upgrade, utcnow
 from monitor.inventory.demo import seed_demo
 from monitor.inventory.models import Commune, Device
-from monitor.metrics import collector_exporter
-from monitor.metrics_server import MetricsServer
+from monitor.metrics import MetricsServer, collector_exporter
 from monitor.simulator import Simulator
 from monitor.simulator.source import devices_from_inventory
 from monitor.tickets.models import Ticket

@@ -20,7 +20,7 @@ import yaml
 from typer.testing import CliRunner
 
 from monitor.cli import app
-from monitor.metrics_server import collector_metrics_port
+from monitor.metrics import collector_metrics_port
 
 ROOT = Path(__file__).resolve().parents[1]
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())

@@ -35,17 +35,18 @@ from monitor.metrics import (
     ALL_FAMILIES,
     Block,
     CollectorStats,
+    DatabaseWorker,
+    FleetStateSource,
     MetricsExporter,
     Rendered,
     Renderer,
+    TicketMetricsSource,
     accepts_gzip,
     collector_blocks,
     deflate_blocks,
     gzip_member,
+    web_exporter,
 )
-from monitor.metrics_fleet import FleetStateSource, web_exporter
-from monitor.metrics_tickets import TicketMetricsSource
-from monitor.metrics_worker import DatabaseWorker
 from monitor.tickets.models import Ticket
 
 Series = dict[tuple[str, frozenset[tuple[str, str]]], float]
@@ -534,7 +535,7 @@ def test_with_a_metrics_token_the_web_app_answers_only_its_bearer(sqlite_setting
 
 def test_notification_families_count_every_channel_from_zero(small_fleet: Engine) -> None:
     from monitor.alerts.notify.worker import DeliveryStats
-    from monitor.metrics_notifications import NotificationSource
+    from monitor.metrics import NotificationSource
 
     stats = DeliveryStats()
     stats.record("telegram", "failed", messages=1, deliveries=3)

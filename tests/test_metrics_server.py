@@ -13,8 +13,7 @@ from monitor.collectors.profiles import load_profiles
 from monitor.collectors.runner import Collector
 from monitor.config import Settings
 from monitor.db import make_engine
-from monitor.metrics import collector_exporter
-from monitor.metrics_server import MetricsServer, collector_metrics_port
+from monitor.metrics import MetricsServer, collector_exporter, collector_metrics_port
 
 
 @pytest.fixture

@@ -21,7 +21,7 @@ from monitor.collectors.profiles import load_profiles
 from monitor.config import Settings
 from monitor.db import ensure_migrated, make_engine
 from monitor.health.store import HealthStore, policy_from_settings
-from monitor.metrics_fleet import web_exporter
+from monitor.metrics import web_exporter
 from monitor.policies import Policies
 from monitor.web.api import alerts, auth, heartbeats, inventory, metrics, notifications, tickets
 from monitor.web.docs import install_docs

@@ -20,17 +20,15 @@ from sqlalchemy.engine import Engine
 
 from monitor.db import utcnow
 from monitor.inventory.models import District
-from monitor.metrics import (
+from monitor.metrics.exporter import Renderer
+from monitor.metrics.exposition import Block, family_block, labels
+from monitor.metrics.names import (
     TICKETS_OPEN,
     TICKETS_OPEN_BY_AGE,
     TICKETS_RESOLUTION_30D,
     TICKETS_RESOLVED_30D,
     TICKETS_SLA_BREACHED,
     TICKETS_TIME_TO_RESOLVE_30D,
-    Block,
-    Renderer,
-    family_block,
-    labels,
 )
 from monitor.priority import Priority
 from monitor.tickets.choices import OPEN_STATUS_SQL, OPEN_STATUSES, TicketStatus

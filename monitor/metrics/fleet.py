@@ -26,7 +26,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import lru_cache
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
@@ -36,14 +36,15 @@ from monitor.health.models import DeviceHealthRow, StateChange
 from monitor.health.states import DeviceState
 from monitor.inventory.choices import DeviceKind
 from monitor.inventory.models import BroadcastSystem, Commune, Device, District
-from monitor.metrics import (
+from monitor.metrics.exporter import Renderer
+from monitor.metrics.exposition import Block, escape, family_block, labels
+from monitor.metrics.names import (
     BROADCAST_SYSTEMS,
     COMMUNE_DEVICES,
     COMMUNE_INFO,
     COMMUNES,
     COMMUNES_WITH_IP_RADIO,
     COMMUNES_WITH_RADIO,
-    DEFAULT_MAX_AGE_S,
     DEVICE_DOWN_SINCE,
     DEVICE_FAULT,
     DEVICE_FLAPPING,
@@ -55,19 +56,8 @@ from monitor.metrics import (
     DISTRICT_INFO,
     STATE_CHANGES_OLDEST_AGE,
     STATE_CHANGES_PENDING,
-    Block,
     Family,
-    MetricsExporter,
-    MetricsSource,
-    Renderer,
-    escape,
-    family_block,
-    labels,
 )
-from monitor.metrics_tickets import TicketMetricsSource
-
-if TYPE_CHECKING:
-    from monitor.alerts.notify.worker import DeliveryStats
 
 HEALTH = DeviceHealthRow.__table__  # type: ignore[attr-defined]
 CHANGES = StateChange.__table__  # type: ignore[attr-defined]
@@ -391,31 +381,4 @@ def _aware(value: datetime) -> datetime:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value
 
 
-def web_exporter(
-    engine: Engine,
-    *,
-    delivery_stats: DeliveryStats | None = None,
-    max_age_s: float = DEFAULT_MAX_AGE_S,
-    isolate: bool = True,
-) -> MetricsExporter:
-    """What the web process serves: the fleet's state, the tickets, its notifications and the process metrics.
-
-    The database families are rendered by a child process (`monitor.metrics_worker`) unless `isolate` is
-    False or the database lives in this process's memory; then in a thread of this process.
-    """
-    from monitor.metrics_notifications import NotificationSource
-
-    in_memory = engine.url.get_backend_name() == "sqlite" and engine.url.database in (None, "", ":memory:")
-    sources: list[MetricsSource]
-    if isolate and not in_memory:
-        from monitor.metrics_worker import DatabaseWorker
-
-        sources = [DatabaseWorker(engine.url.render_as_string(hide_password=False))]
-    else:
-        sources = [FleetStateSource(engine), TicketMetricsSource(engine)]
-    if delivery_stats is not None:
-        sources.append(NotificationSource(delivery_stats, engine))
-    return MetricsExporter(sources, max_age_s=max_age_s)
-
-
-__all__ = ["DeviceLabels", "FleetStateSource", "epoch_seconds", "web_exporter"]
+__all__ = ["DeviceLabels", "FleetStateSource", "epoch_seconds"]

@@ -15,14 +15,12 @@ from sqlalchemy.engine import Engine
 
 from monitor.alerts.choices import ChannelKind, DeliveryStatus
 from monitor.alerts.notify.worker import DeliveryStats, backlog
-from monitor.metrics import (
+from monitor.metrics.exporter import Renderer
+from monitor.metrics.exposition import Block, family_block, labels
+from monitor.metrics.names import (
     NOTIFICATION_BACKLOG,
     NOTIFICATION_DELIVERIES,
     NOTIFICATION_MESSAGES,
-    Block,
-    Renderer,
-    family_block,
-    labels,
 )
 
 MESSAGE_OUTCOMES = ("sent", "failed", "rate_limited")

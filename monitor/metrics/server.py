@@ -2,7 +2,7 @@
 
 A collector has no web framework (only `web` imports FastAPI) and must not depend on the web process
 being up to be watched, so it answers Prometheus itself: HTTP/1.1 with keep-alive, GET and HEAD, bounded
-request lines and headers, an idle timeout. The body is the exporter's cached snapshot (`monitor.metrics`),
+request lines and headers, an idle timeout. The body is the exporter's cached snapshot (`monitor.metrics.exporter`),
 gzip-encoded when asked. Shard I listens on `COLLECTOR_METRICS_PORT + I` unless told otherwise. Given a
 token (MONITOR_METRICS_TOKEN), `/metrics` answers only a request bearing it; `/healthz` stays open.
 """
@@ -14,7 +14,7 @@ import contextlib
 import logging
 from collections.abc import Mapping
 
-from monitor.metrics import UNAUTHORIZED_BODY, UNAUTHORIZED_HEADERS, MetricsExporter, scrape_allowed
+from monitor.metrics.exporter import UNAUTHORIZED_BODY, UNAUTHORIZED_HEADERS, MetricsExporter, scrape_allowed
 
 log = logging.getLogger(__name__)
 

@@ -4,9 +4,9 @@ A build of a large fleet is mostly Python work on rows (100,000 devices: about h
 the web process it competes with the API for the GIL, and the API's slowest requests wait for it; measured
 with a scraper every second at 100,000 devices, the API's p99 doubled. In a child process the work has its
 own GIL and runs at a lower CPU priority; the web process only sends a line and reads back ~4 MB of
-compressed text, which it splices unchanged into its answer (`monitor.metrics.gzip_member`).
+compressed text, which it splices unchanged into its answer (`monitor.metrics.exposition.gzip_member`).
 
-    web process (DatabaseWorker)                     child: python -m monitor.metrics_worker
+    web process (DatabaseWorker)                     child: python -m monitor.metrics.child
       stdin  ── {"database_url": …, "gzip_level": 5}\\n ──►  opens its own engine; keeps the device labels
       stdin  ── build\\n ─────────────────────────────────►  renders fleet state and tickets, compresses
       stdout ◄── {"size", "crc", "length", "series", "up", "seconds"}\\n + `size` bytes of raw deflate
@@ -26,18 +26,15 @@ import select
 import subprocess
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
-from typing import IO, Any
 
-import sqlalchemy as sa
-
-from monitor.metrics import GZIP_LEVEL, Block, Rendered, Renderer, deflate_blocks
+from monitor.metrics.exporter import Rendered, Renderer
+from monitor.metrics.exposition import GZIP_LEVEL, Block
 
 log = logging.getLogger(__name__)
 
 SOURCES = ("fleet", "tickets")
+CHILD_MODULE = "monitor.metrics.child"  # the child's loop (`python -m`); nothing of this package imports it
 TIMEOUT_S = 120.0
-NICENESS = 10  # metrics are background work: the API's process gets the CPU first
 
 
 class WorkerError(Exception):
@@ -80,9 +77,7 @@ class DatabaseWorker:
         if self._process is not None and self._process.poll() is None:
             return self._process
         self._buffer = b""
-        process = subprocess.Popen(
-            [sys.executable, "-m", "monitor.metrics_worker"], stdin=subprocess.PIPE, stdout=subprocess.PIPE
-        )
+        process = subprocess.Popen([sys.executable, "-m", CHILD_MODULE], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
         assert process.stdin is not None
         config = {"database_url": self.database_url, "gzip_level": self.gzip_level}
         process.stdin.write(json.dumps(config).encode() + b"\n")
@@ -135,54 +130,4 @@ class DatabaseWorker:
             process.wait(timeout=5)
 
 
-def serve(stdin: IO[bytes], stdout: IO[bytes]) -> None:
-    """The child's loop: one build per request line, until stdin closes."""
-    from monitor.config import load_settings
-    from monitor.db import make_engine
-    from monitor.metrics_fleet import FleetStateSource
-    from monitor.metrics_tickets import TicketMetricsSource
-
-    config = json.loads(stdin.readline())
-    engine = make_engine(load_settings(database_url=config["database_url"]))
-    level = int(config.get("gzip_level", GZIP_LEVEL))
-    sources: list[FleetStateSource | TicketMetricsSource] = [FleetStateSource(engine), TicketMetricsSource(engine)]
-    # Its own GIL and a low priority: compressing on two cores shortens a build without holding the API back.
-    pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="deflate")
-    for _request in iter(stdin.readline, b""):
-        started = time.perf_counter()
-        blocks: list[Block] = []
-        up: dict[str, bool] = {}
-        for source in sources:
-            try:
-                blocks.extend(source.render())
-                up[source.name] = True
-            except sa.exc.SQLAlchemyError:
-                log.exception("metrics source %r failed; its families are left out of this scrape", source.name)
-                up[source.name] = False
-        segment = deflate_blocks(blocks, level, pool=pool)
-        header: dict[str, Any] = {
-            "size": len(segment.deflated),
-            "crc": segment.crc,
-            "length": segment.length,
-            "series": sum(block.series for block in blocks),
-            "up": up,
-            "seconds": time.perf_counter() - started,
-        }
-        stdout.write(json.dumps(header).encode() + b"\n" + segment.deflated)
-        stdout.flush()
-    pool.shutdown()
-    engine.dispose()
-
-
-def main() -> None:
-    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s metrics worker: %(message)s")
-    with contextlib.suppress(OSError):
-        os.nice(NICENESS)
-    with contextlib.suppress(BrokenPipeError, KeyboardInterrupt):  # the web process is gone or stopping
-        serve(sys.stdin.buffer, sys.stdout.buffer)
-
-
-__all__ = ["DatabaseWorker", "WorkerError", "serve"]
-
-if __name__ == "__main__":
-    main()
+__all__ = ["SOURCES", "DatabaseWorker", "WorkerError"]
