@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import random
 import subprocess
 from collections.abc import Iterator
@@ -12,6 +13,7 @@ from typing import Any, cast
 
 import pytest
 
+from monitor.collectors import snmp_v3
 from monitor.collectors.profiles import load_profiles, parse_profile
 from monitor.collectors.snmp import SnmpPoller, TrapFault, TrapReceiver, fault_from_trap
 from monitor.collectors.snmp_codec import SnmpDecodeError, decode_response, encode_get
@@ -107,6 +109,36 @@ def test_snmp_v3_auth_priv_reads_the_same_values_and_wrong_keys_are_auth_failure
     assert good.reachable and good.readings["description"] == SYS_DESCR and good.readings["if_oper_status"] == "up"
     assert wrong.error is not None and wrong.error.startswith("auth: ")
     assert again.reachable, "the right keys work again after a device with wrong ones"
+
+
+def test_snmp_v3_only_a_name_that_does_not_resolve_is_dns_and_a_bug_is_logged_once(
+    agent: Peer, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    real_create = snmp_v3.UdpTransportTarget.create
+
+    async def create(address: tuple[str, int], *args: Any, **kwargs: Any) -> Any:
+        if address[0] == "127.0.0.2":
+            raise RuntimeError("a bug while setting up the target")
+        return await real_create(address, *args, **kwargs)
+
+    monkeypatch.setattr(snmp_v3.UdpTransportTarget, "create", create)
+
+    async def scenario() -> list[Observation]:
+        async with SnmpPoller(timeout_s=1, retries=0) as poller:
+            return [
+                await poller.poll(device(agent.port, SNMP_V3_CREDENTIALS, address=address, device_id=n), MIB2)
+                for n, address in enumerate(["no-such-host.invalid", "127.0.0.2", "127.0.0.2", "127.0.0.1"])
+            ]
+
+    with caplog.at_level(logging.WARNING, logger="monitor.collectors.snmp_v3"):
+        unresolved, bug, again, good = asyncio.run(scenario())
+    assert unresolved.error is not None and unresolved.error.startswith("dns: cannot resolve 'no-such-host.invalid'")
+    assert bug.error is not None and bug.error.startswith("snmp_error: ") and "a bug" in bug.error
+    assert again.error == bug.error, "the same bug, the same failure"
+    assert good.reachable, "the other devices are still polled"
+    logged = [r for r in caplog.records if r.exc_info is not None and isinstance(r.exc_info[1], RuntimeError)]
+    assert len(logged) == 1, "logged once with its traceback, not at every poll"
+    assert not any("no-such-host" in r.getMessage() for r in caplog.records), "a name that does not resolve is no bug"
 
 
 class GarbageAgent(asyncio.DatagramProtocol):

@@ -8,6 +8,11 @@ pysnmp keys a USM user by its name: two devices with the same user name but diff
 be asked at the same time (the second configuration would replace the first under the requests
 still waiting). A small gate per user name lets requests with the same keys run together and
 makes a request with other keys wait until those are done.
+
+Only a name that does not resolve is a `dns` failure (`socket.gaierror`, which pysnmp wraps in its
+`PySnmpError` when it resolves a target). Anything else pysnmp or this code raises is an `snmp_error`,
+and logged with its traceback once per kind of error and stage, not at every poll, so that a bug does not
+hide behind a device's failure.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from typing import Any
 from pyasn1.type import univ
 from pysnmp.carrier.asyncio.dgram import udp
 from pysnmp.entity import config
+from pysnmp.error import PySnmpError
 from pysnmp.hlapi.v3arch.asyncio import (
     ContextData,
     ObjectIdentity,
@@ -87,6 +93,7 @@ class SnmpV3Client:
         self._engine: SnmpEngine | None = None
         self._targets: dict[tuple[str, int], UdpTransportTarget] = {}
         self._gates: dict[str, _UserGate] = {}
+        self._logged: set[tuple[str, type[BaseException]]] = set()
 
     def _new_engine(self) -> SnmpEngine:
         engine = SnmpEngine()
@@ -115,8 +122,11 @@ class SnmpV3Client:
             if target is None:
                 target = await UdpTransportTarget.create((host, port), timeout=self.timeout_s, retries=self.retries)
                 self._targets[(host, port)] = target
-        except Exception as exc:  # pysnmp wraps resolver failures in its own PySnmpError
-            return CollectError(FailureKind.DNS, f"cannot resolve {host!r}: {exc}")
+        except Exception as exc:
+            if is_name_not_resolved(exc):
+                return CollectError(FailureKind.DNS, f"cannot resolve {host!r}: {exc}")
+            self._log_once("setting up the SNMP v3 target", host, port, exc)
+            return CollectError(FailureKind.SNMP_ERROR, f"cannot set up SNMP v3 target {host}:{port}: {exc!r}")
         auth = UsmUserData(
             user.user,
             user.auth_key,
@@ -135,7 +145,7 @@ class SnmpV3Client:
                 engine, auth, target, ContextData(), *(ObjectType(ObjectIdentity(oid)) for oid in oids), lookupMib=False
             )
         except Exception as exc:  # the engine raises PySnmpError for what its callbacks found wrong
-            log.warning("SNMP v3 request to %s:%d failed", host, port, exc_info=exc)
+            self._log_once("the SNMP v3 request", host, port, exc)
             return CollectError(FailureKind.SNMP_ERROR, f"SNMP v3 request to {host}:{port} failed: {exc}")
         finally:
             async with gate.condition:
@@ -148,6 +158,29 @@ class SnmpV3Client:
             kind = FailureKind.SNMP_NO_SUCH if int(status) == 2 else FailureKind.SNMP_ERROR
             return CollectError(kind, f"agent answered {name} (index {int(index)})")
         return {str(name): pysnmp_value(value) for name, value in varbinds}
+
+    def _log_once(self, stage: str, host: str, port: int, exc: BaseException) -> None:
+        """Log an unexpected error with its traceback the first time its type is seen at this stage."""
+        key = (stage, type(exc))
+        if key in self._logged:
+            return
+        self._logged.add(key)
+        log.warning(
+            "%s for %s:%d failed with %s (further %s errors there are not logged; the polls report snmp_error)",
+            stage,
+            host,
+            port,
+            type(exc).__name__,
+            type(exc).__name__,
+            exc_info=exc,
+        )
+
+
+def is_name_not_resolved(exc: BaseException) -> bool:
+    """Whether an error is a name that did not resolve: `socket.gaierror`, bare or as the cause of pysnmp's error."""
+    if isinstance(exc, socket.gaierror):
+        return True
+    return isinstance(exc, PySnmpError) and isinstance(exc.__cause__ or exc.__context__, socket.gaierror)
 
 
 def _indication_error(indication: Any, host: str, port: int, timeout_s: float, retries: int) -> CollectError:
@@ -162,4 +195,4 @@ def _indication_error(indication: Any, host: str, port: int, timeout_s: float, r
     return CollectError(FailureKind.SNMP_ERROR, f"{host}:{port}: {indication}")
 
 
-__all__ = ["SnmpV3Client", "pysnmp_value"]
+__all__ = ["SnmpV3Client", "is_name_not_resolved", "pysnmp_value"]
