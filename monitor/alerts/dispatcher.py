@@ -17,6 +17,9 @@ Suppressed problems are looked at again each cycle: when what explained them is 
 is still there, they become pending again. Grouping suppresses creation, never resolution: a problem
 resolves as soon as its cause is gone, and its ticket with it.
 
+Each step loads what `monitor.alerts.decide` needs (a few set-based queries, never one per row), lets its
+pure functions decide, and writes what they decided: the rules live there, tested without a database.
+
 Several dispatchers may run: state changes are claimed with `FOR UPDATE SKIP LOCKED` on PostgreSQL
 (SQLite has one writer at a time), and the evaluation of problems runs under an advisory lock.
 """
@@ -34,15 +37,17 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
+from monitor.alerts import decide
 from monitor.alerts.alertmanager import expire_stale
 from monitor.alerts.choices import ProblemSource, ProblemStatus, SuppressionReason
-from monitor.alerts.maintenance import Subject, muting, open_windows
+from monitor.alerts.decide import Counts, Group, KindCounts, subject_of
+from monitor.alerts.maintenance import muting, open_windows
 from monitor.alerts.models import AlertProblem
 from monitor.alerts.notify import ProblemEvent, ProblemEventKind, enqueue_many, event_from_problem
 from monitor.alerts.rules import AlertRules
 from monitor.db import begin_write, utcnow
 from monitor.health.models import DeviceHealthRow, StateChange
-from monitor.health.states import DeviceState, fault_label
+from monitor.health.states import DeviceState
 from monitor.i18n import translator
 from monitor.inventory.models import Commune, Device
 from monitor.priority import Priority
@@ -59,7 +64,6 @@ from monitor.tickets.lifecycle import (
 from monitor.tickets.policy import TicketPolicy
 
 log = logging.getLogger(__name__)
-OFFLINE = "offline"
 UNRESOLVED = col(AlertProblem.status) != ProblemStatus.RESOLVED.value
 EVALUATION_LOCK = 7_311_001  # PostgreSQL advisory lock id of the evaluation step
 _stored = translator("vi").gettext  # problem and ticket titles are stored, so always in Vietnamese
@@ -85,12 +89,6 @@ class _DeviceFacts:
     state: str
     faults: frozenset[str]
     flapping: bool
-
-
-def _subject(problem: Any, kinds: dict[int | None, str]) -> Subject:
-    """What a maintenance window may cover, of a problem (an AlertProblem or a row with its columns)."""
-    device_code = problem.scope_code if problem.scope == ProblemScope.DEVICE.value else None
-    return Subject(device_code, problem.commune_code, problem.district_code, kinds.get(problem.device_id))
 
 
 class Dispatcher:
@@ -219,19 +217,19 @@ class Dispatcher:
         new_rows: list[dict[str, Any]],
     ) -> None:
         existing = {p.kind: p for p in problems}
-        wanted = facts.faults if facts is not None else frozenset()
-        for kind, problem in existing.items():
-            if kind in wanted:
-                problem.flapping = facts.flapping if facts is not None else False
-                session.add(problem)
-            elif facts is not None and facts.flapping and kind == OFFLINE and problem.status == "active":
-                problem.flapping = True  # a flapping device keeps one problem, not one per flap
-                session.add(problem)
-            else:
-                self._resolve(session, problem, now, report)
+        plan = decide.sync_device(
+            {kind: p.status for kind, p in existing.items()},
+            facts.faults if facts is not None else None,
+            facts.flapping if facts is not None else False,
+        )
+        for kind, flapping in plan.keep.items():
+            existing[kind].flapping = flapping
+            session.add(existing[kind])
+        for kind in plan.resolve:
+            self._resolve(session, existing[kind], now, report)
         if facts is None:
             return
-        for kind in sorted(wanted - set(existing)):
+        for kind in plan.open:
             rule = self.rules.rule(kind)
             new_rows.append(
                 {
@@ -245,7 +243,7 @@ class Dispatcher:
                     "device_id": facts.device.id,
                     "commune_code": facts.commune.code,
                     "district_code": facts.commune.district_code,
-                    "title": f"{fault_label(kind)}: {facts.device.name}"[:300],
+                    "title": decide.device_problem_title(kind, facts.device.name),
                     "members": [],
                     "details": {},
                     "flapping": facts.flapping,
@@ -302,16 +300,13 @@ class Dispatcher:
         kinds = self._device_kinds(session, [r.device_id for r in rows if r.device_id is not None]) if windows else {}
         released = []
         for row in rows:
-            reason = row.suppression_reason
-            if reason == SuppressionReason.MAINTENANCE:
-                still = muting(windows, [_subject(row, kinds)]) is not None
-            elif reason == SuppressionReason.GROUPED:
-                still = row.suppressed_by in open_keys
-            elif reason == SuppressionReason.PARENT_DOWN:
-                still = row.suppressed_by in down
-            else:  # no reason recorded: nothing keeps it suppressed
-                still = False
-            if not still:
+
+            def muted(row: Any = row) -> bool:
+                return muting(windows, [subject_of(row, kinds)]) is not None
+
+            if not decide.still_suppressed(
+                row.suppression_reason, row.suppressed_by, muted=muted, open_groups=open_keys, down_parents=down
+            ):
                 released.append(row.id)
         for start in range(0, len(released), 1000):
             session.execute(
@@ -338,7 +333,8 @@ class Dispatcher:
         return kinds
 
     def _down_device_codes(self, session: Session, keys: Iterable[str]) -> set[str]:
-        codes = [k.split(":")[1] for k in keys if k.startswith("device:")]
+        """The keys, among `keys`, of `offline` problems whose device is down now."""
+        codes = decide.device_codes_of(keys)
         if not codes:
             return set()
         rows = session.exec(
@@ -346,11 +342,12 @@ class Dispatcher:
             .join(DeviceHealthRow, col(DeviceHealthRow.device_id) == Device.id)
             .where(col(Device.code).in_(codes), DeviceHealthRow.state == DeviceState.DOWN.value)
         )
-        return {problem_key(ProblemScope.DEVICE, code, OFFLINE) for code in rows}
+        return {decide.parent_problem_key(code) for code in rows}
 
     # --- due problems: mute, group, explain by a parent, or activate ---------------------------
 
     def _activate_due(self, session: Session, now: datetime, report: CycleReport) -> None:
+        """Load what the decisions need, step by step (each load only for what is left), and write them."""
         due = list(
             session.exec(
                 select(AlertProblem)
@@ -362,21 +359,21 @@ class Dispatcher:
             return
         windows = open_windows(now, session=session)
         kinds = self._device_kinds(session, [p.device_id for p in due if p.device_id is not None]) if windows else {}
-        activate: list[AlertProblem] = []
-        remaining: list[AlertProblem] = []
-        for problem in due:
-            if windows and muting(windows, [_subject(problem, kinds)]):
-                self._suppress(session, problem, SuppressionReason.MAINTENANCE, None, now, report)
-            else:
-                remaining.append(problem)
-        remaining = self._group(session, remaining, now, report)
-        parents_down = self._parents_down(session, [p for p in remaining if p.kind == OFFLINE])
-        for problem in remaining:
-            parent_key = parents_down.get(problem.device_id or -1)
-            if parent_key is not None:
-                self._suppress(session, problem, SuppressionReason.PARENT_DOWN, parent_key, now, report)
-            else:
-                activate.append(problem)
+        muted, remaining = decide.split_muted(
+            due, lambda p: bool(windows) and muting(windows, [subject_of(p, kinds)]) is not None
+        )
+        for problem in muted:
+            self._suppress(session, problem, SuppressionReason.MAINTENANCE, None, now, report)
+        counts = {kind: self._kind_counts(session, kind) for kind in decide.kinds_to_count(remaining)}
+        grouped, remaining = decide.group_due(remaining, counts, self.rules)
+        groups: dict[str, AlertProblem] = {}  # found or made this cycle: not looked up again per member
+        for problem, group in grouped:
+            found = self._ensure_group(session, group, now, groups)
+            self._suppress(session, problem, SuppressionReason.GROUPED, found.key, now, report)
+        down_parents = self._parents_down(session, decide.needs_parent_check(remaining))
+        explained, activate = decide.explain_by_parents(remaining, down_parents)
+        for problem, parent_key in explained:
+            self._suppress(session, problem, SuppressionReason.PARENT_DOWN, parent_key, now, report)
         self._activate(session, activate, now, report)
 
     def _suppress(
@@ -404,13 +401,9 @@ class Dispatcher:
             .join(DeviceHealthRow, col(DeviceHealthRow.device_id) == parent.id)
             .where(col(Device.id).in_(device_ids), DeviceHealthRow.state == DeviceState.DOWN.value)
         )
-        return {
-            device_id: problem_key(ProblemScope.DEVICE, code, OFFLINE)
-            for device_id, code in rows
-            if device_id is not None
-        }
+        return {device_id: decide.parent_problem_key(code) for device_id, code in rows if device_id is not None}
 
-    def _counts(self, session: Session, kind: str, level: Any) -> tuple[dict[str, int], dict[str, list[str]]]:
+    def _counts(self, session: Session, kind: str, level: Any) -> Counts:
         """Active devices per commune or district, and the codes of those that have `kind` now."""
         totals = dict(
             session.exec(
@@ -432,89 +425,30 @@ class Dispatcher:
         for place, code, faults in rows:
             if kind in (faults or []):
                 having[place].append(code)
-        return totals, having
+        return Counts(totals, dict(having))
 
-    def _group(
-        self, session: Session, problems: list[AlertProblem], now: datetime, report: CycleReport
-    ) -> list[AlertProblem]:
-        """Fold device problems of one kind that fill a commune (or a district) into one problem."""
-        kept: list[AlertProblem] = []
-        groups: dict[str, AlertProblem] = {}  # found or made this cycle: not looked up again per member
-        by_kind: dict[str, list[AlertProblem]] = defaultdict(list)
-        for problem in problems:
-            (by_kind[problem.kind] if problem.scope == ProblemScope.DEVICE.value else kept).append(problem)
-        for kind, members in by_kind.items():
-            commune_totals, commune_having = self._counts(session, kind, Commune.code)
-            district_totals, district_having = self._counts(session, kind, Commune.district_code)
-            for problem in members:
-                district = problem.district_code or ""
-                district_count = len(district_having.get(district, []))
-                if district_count >= self.rules.district_min_devices and district_count >= (
-                    self.rules.district_share * district_totals.get(district, 0)
-                ):
-                    group = self._ensure_group(
-                        session,
-                        ProblemScope.DISTRICT,
-                        district,
-                        kind,
-                        district_having[district],
-                        None,
-                        district,
-                        now,
-                        groups,
-                    )
-                    self._suppress(session, problem, SuppressionReason.GROUPED, group.key, now, report)
-                    continue
-                commune = problem.commune_code or ""
-                commune_count = len(commune_having.get(commune, []))
-                if commune_count >= self.rules.commune_min_devices and commune_count >= (
-                    self.rules.commune_share * commune_totals.get(commune, 0)
-                ):
-                    group = self._ensure_group(
-                        session,
-                        ProblemScope.COMMUNE,
-                        commune,
-                        kind,
-                        commune_having[commune],
-                        commune,
-                        district,
-                        now,
-                        groups,
-                    )
-                    self._suppress(session, problem, SuppressionReason.GROUPED, group.key, now, report)
-                    continue
-                kept.append(problem)
-        return kept
+    def _kind_counts(self, session: Session, kind: str) -> KindCounts:
+        return KindCounts(self._counts(session, kind, Commune.code), self._counts(session, kind, Commune.district_code))
 
     def _ensure_group(
-        self,
-        session: Session,
-        scope: ProblemScope,
-        code: str,
-        kind: str,
-        members: list[str],
-        commune_code: str | None,
-        district_code: str,
-        now: datetime,
-        groups: dict[str, AlertProblem],
+        self, session: Session, group: Group, now: datetime, groups: dict[str, AlertProblem]
     ) -> AlertProblem:
-        key = problem_key(scope, code, kind)
-        group = groups.get(key)
-        if group is None:
-            group = session.exec(select(AlertProblem).where(AlertProblem.key == key, UNRESOLVED)).first()
-        if group is not None:
-            groups[key] = group
-            return group
-        rule = self.rules.rule(kind)
-        if scope is ProblemScope.DISTRICT:
-            place = _stored("huyện/khu vực {code}").format(code=code)
-            priority = AlertRules.more_urgent(AlertRules.more_urgent(rule.priority))
+        """The unresolved problem of `group`: found (this cycle or in the database) or made, pending and due."""
+        key = group.key
+        found = groups.get(key)
+        if found is None:
+            found = session.exec(select(AlertProblem).where(AlertProblem.key == key, UNRESOLVED)).first()
+        if found is not None:
+            groups[key] = found
+            return found
+        commune_name = None
+        if group.scope is ProblemScope.DISTRICT:
             # A district outage also covers the communes grouped earlier this cycle.
             for commune_group in session.exec(
                 select(AlertProblem).where(
                     AlertProblem.scope == ProblemScope.COMMUNE.value,
-                    AlertProblem.kind == kind,
-                    AlertProblem.district_code == district_code,
+                    AlertProblem.kind == group.kind,
+                    AlertProblem.district_code == group.district_code,
                     AlertProblem.status == ProblemStatus.PENDING.value,
                 )
             ):
@@ -522,31 +456,28 @@ class Dispatcher:
                 commune_group.suppression_reason, commune_group.suppressed_by = SuppressionReason.GROUPED, key
                 session.add(commune_group)
         else:
-            commune = session.get(Commune, code)
-            place = commune.name if commune is not None else _stored("xã {code}").format(code=code)
-            priority = AlertRules.more_urgent(rule.priority)
-        group = AlertProblem(
+            commune = session.get(Commune, group.code)
+            commune_name = commune.name if commune is not None else None
+        made = AlertProblem(
             key=key,
-            scope=scope.value,
-            scope_code=code,
-            kind=kind,
+            scope=group.scope.value,
+            scope_code=group.code,
+            kind=group.kind,
             source=ProblemSource.HEALTH.value,
             status=ProblemStatus.PENDING.value,
-            priority=priority.value,
-            commune_code=commune_code,
-            district_code=district_code,
-            title=_stored("{problem} diện rộng: {place} ({count} thiết bị)").format(
-                problem=fault_label(kind), place=place, count=len(members)
-            ),
-            members=sorted(members),
+            priority=decide.group_priority(group.scope, self.rules.rule(group.kind).priority).value,
+            commune_code=group.commune_code,
+            district_code=group.district_code,
+            title=decide.group_title(group, commune_name),
+            members=sorted(group.members),
             started_at=now,
             due_at=now,
             updated_at=now,
         )
-        session.add(group)
+        session.add(made)
         session.flush()
-        groups[key] = group
-        return group
+        groups[key] = made
+        return made
 
     def _activate(self, session: Session, problems: list[AlertProblem], now: datetime, report: CycleReport) -> None:
         # Groups made this cycle are pending and due now: activate them in the same pass.
@@ -608,10 +539,13 @@ class Dispatcher:
                 )
             )
         )
+        counted: dict[tuple[str, bool], Counts] = {}  # health does not change within the transaction
         for group in groups:
-            level = Commune.code if group.scope == ProblemScope.COMMUNE.value else Commune.district_code
-            _totals, having = self._counts(session, group.kind, level)
-            members = sorted(having.get(group.scope_code, []))
+            of_commune = group.scope == ProblemScope.COMMUNE.value
+            if (group.kind, of_commune) not in counted:
+                level = Commune.code if of_commune else Commune.district_code
+                counted[group.kind, of_commune] = self._counts(session, group.kind, level)
+            members = decide.members_now(group, counted[group.kind, of_commune])
             if not members:
                 self._resolve(session, group, now, report)
             elif members != group.members:
