@@ -27,6 +27,7 @@ import subprocess
 import sys
 import time
 
+from monitor.errors import MonitorError
 from monitor.metrics.exporter import Rendered, Renderer
 from monitor.metrics.exposition import GZIP_LEVEL, Block
 
@@ -37,7 +38,7 @@ CHILD_MODULE = "monitor.metrics.child"  # the child's loop (`python -m`); nothin
 TIMEOUT_S = 120.0
 
 
-class WorkerError(Exception):
+class WorkerError(MonitorError):
     """The child did not answer in time, or not as agreed."""
 
 
