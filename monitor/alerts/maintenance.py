@@ -5,15 +5,14 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from zoneinfo import ZoneInfo
 
 from apscheduler.triggers.cron import CronTrigger
 from sqlmodel import Session, col, select
 
 from monitor.alerts.models import MaintenanceWindow
 from monitor.errors import InvalidInput, Problem
+from monitor.i18n import LOCAL_ZONE
 
-PEOPLE_TZ = ZoneInfo("Asia/Ho_Chi_Minh")
 SCOPES = ("device", "commune", "district", "kind")
 
 
@@ -30,7 +29,7 @@ class Subject:
 def cron_trigger(expression: str) -> CronTrigger:
     """A five-field cron expression, read in Asia/Ho_Chi_Minh; InvalidInput when it is not one."""
     try:
-        return CronTrigger.from_crontab(expression, timezone=PEOPLE_TZ)
+        return CronTrigger.from_crontab(expression, timezone=LOCAL_ZONE)
     except ValueError as exc:
         raise InvalidInput("bad cron expression", [Problem("cron", f"{expression!r}: {exc}")]) from exc
 

@@ -31,11 +31,11 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
-from zoneinfo import ZoneInfo
 
 import yaml
 
 from monitor.errors import FleetFileError, Problem
+from monitor.i18n import local_today
 from monitor.inventory.choices import DeviceKind, Protocol
 
 REQUIRED_COLUMNS = ("code", "name", "kind", "commune_code", "protocol", "profile", "interval_s")
@@ -66,7 +66,6 @@ _HOSTNAME = re.compile(
 )
 _TRUE = {"true", "yes", "1", "có", "co"}
 _FALSE = {"false", "no", "0", "không", "khong"}
-_PEOPLE_TZ = ZoneInfo("Asia/Ho_Chi_Minh")
 
 
 @dataclass(frozen=True, slots=True)
@@ -365,7 +364,7 @@ def parse_row(line: int, raw: Mapping[str, str], today: date) -> tuple[FleetRow 
 
 def people_today() -> date:
     """Today's date where the people are (Asia/Ho_Chi_Minh)."""
-    return datetime.now(_PEOPLE_TZ).date()
+    return local_today()
 
 
 # --- writing ------------------------------------------------------------------------------------

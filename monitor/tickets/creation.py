@@ -15,13 +15,14 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col, select
 
+from monitor.i18n import LOCAL_ZONE
 from monitor.priority import Priority
 from monitor.text import fold
 from monitor.tickets.choices import EventKind, ProblemScope, TicketSource, TicketStatus
 from monitor.tickets.models import Ticket, TicketCounter, TicketEvent
 from monitor.tickets.policy import TicketPolicy
 from monitor.tickets.routing import places
-from monitor.tickets.sla import VIETNAM, SlaClock, as_utc
+from monitor.tickets.sla import SlaClock, as_utc
 
 COUNTERS = TicketCounter.__table__  # type: ignore[attr-defined]
 TICKETS = Ticket.__table__  # type: ignore[attr-defined]
@@ -32,7 +33,7 @@ _DESCRIPTION_SEARCHED = 2000
 
 def local_year(instant: datetime) -> int:
     """The year in Vietnam at `instant`: a ticket opened at 23:30 on 31 December local time is of that year."""
-    return as_utc(instant, "instant").astimezone(VIETNAM).year
+    return as_utc(instant, "instant").astimezone(LOCAL_ZONE).year
 
 
 def allocate_codes(prefix: str, year: int, count: int, *, session: Session) -> list[str]:

@@ -19,12 +19,12 @@ from sqlmodel import Session, col, func, select
 
 from monitor.db import UTCDateTime
 from monitor.errors import InvalidInput, NotFound, Problem
+from monitor.i18n import LOCAL_ZONE
 from monitor.inventory.models import Device, District
 from monitor.priority import Priority
 from monitor.text import fold, like_pattern
 from monitor.tickets.choices import OPEN_STATUSES, ProblemScope, TicketSource, TicketStatus
 from monitor.tickets.models import Ticket, TicketAttachment, TicketEvent
-from monitor.tickets.sla import VIETNAM
 from monitor.tickets.store import OPEN, find_ticket
 
 DEFAULT_PAGE = 50
@@ -217,8 +217,8 @@ def district_costs(year: int, *, session: Session) -> list[DistrictCost]:
 
     Districts without tickets are listed with zeros, so that a budget table has every row.
     """
-    start = datetime(year, 1, 1, tzinfo=VIETNAM).astimezone(UTC)
-    end = datetime(year + 1, 1, 1, tzinfo=VIETNAM).astimezone(UTC)
+    start = datetime(year, 1, 1, tzinfo=LOCAL_ZONE).astimezone(UTC)
+    end = datetime(year + 1, 1, 1, tzinfo=LOCAL_ZONE).astimezone(UTC)
     joined = sa.and_(
         col(Ticket.district_code) == col(District.code), col(Ticket.created_at) >= start, col(Ticket.created_at) < end
     )

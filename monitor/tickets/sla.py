@@ -31,8 +31,6 @@ from monitor.labels import LabelledEnum
 from monitor.priority import Priority
 from monitor.tickets.holidays import HolidayCalendar
 
-#: The working calendar's zone; the name the ticket modules have used for `monitor.i18n.LOCAL_ZONE`.
-VIETNAM = LOCAL_ZONE
 # Public-office hours (giờ hành chính) used by most provincial and commune offices.
 OFFICE_HOURS: tuple[tuple[time, time], ...] = ((time(7, 30), time(11, 30)), (time(13, 30), time(17, 0)))
 MONDAY_TO_FRIDAY = frozenset(range(5))
@@ -100,7 +98,7 @@ class WorkingCalendar:
     of one day, start included and end excluded.
     """
 
-    time_zone: ZoneInfo = VIETNAM
+    time_zone: ZoneInfo = LOCAL_ZONE
     working_days: frozenset[int] = MONDAY_TO_FRIDAY
     hours: tuple[tuple[time, time], ...] = OFFICE_HOURS
     holidays: HolidayCalendar = field(default_factory=HolidayCalendar)
