@@ -32,6 +32,7 @@ demo: install
 test: install debs
 	$(BIN)/ruff check monitor tests
 	$(BIN)/mypy monitor
+	$(BIN)/lint-imports
 	$(BIN)/pytest -n 2 -q
 
 # Benchmarks print the service's figures beside a reference in the same run (see bench/README.md).
@@ -48,4 +49,4 @@ lock:
 	uv pip compile pyproject.toml --extra dev --generate-hashes --universal --python-version 3.11 -o requirements.lock
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .import_linter_cache

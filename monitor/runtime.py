@@ -13,10 +13,9 @@ import socket
 import time
 from collections.abc import AsyncIterator, Iterator, Sequence
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import uvicorn
-from fastapi import FastAPI
 from sqlalchemy.engine import Engine
 
 from monitor.alerts.dispatcher import Dispatcher
@@ -33,6 +32,9 @@ from monitor.policies import Policies, delivery_policy
 from monitor.shutdown import Stopper, wait_for_stop
 from monitor.web.app import create_app
 from monitor.web.serving import server_config
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
 
 log = logging.getLogger(__name__)
 DISPATCH_EVERY_S = 2.0

@@ -31,8 +31,8 @@ from monitor.alerts.rules import AlertRules
 from monitor.db import begin_write
 from monitor.inventory.models import Commune, Device, District
 from monitor.priority import Priority
-from monitor.tickets.choices import ProblemScope, TicketSource
-from monitor.tickets.lifecycle import ProblemReport, open_or_update_tickets, problem_key, resolve_problem
+from monitor.tickets.choices import ProblemScope, TicketSource, problem_key
+from monitor.tickets.lifecycle import ProblemReport, open_or_update_tickets, resolve_problem
 from monitor.tickets.policy import TicketPolicy
 
 RECEIVER_LOCK = 0x464C_414D  # PostgreSQL advisory lock key of the receiver ("FLAM")

@@ -22,17 +22,25 @@ from dataclasses import dataclass, field
 from typing import Protocol, TypeVar
 
 from monitor.alerts.choices import ProblemStatus, SuppressionReason
-from monitor.alerts.maintenance import Subject
 from monitor.alerts.rules import AlertRules
 from monitor.health.states import fault_label
 from monitor.i18n import translator
 from monitor.priority import Priority
-from monitor.tickets.choices import ProblemScope
-from monitor.tickets.lifecycle import problem_key
+from monitor.tickets.choices import ProblemScope, problem_key
 
 OFFLINE = "offline"
 TITLE_MAX = 300
 _stored = translator("vi").gettext  # problem and ticket titles are stored, so always in Vietnamese
+
+
+@dataclass(frozen=True, slots=True)
+class Subject:
+    """What a maintenance window may cover: a device, where it stands and what it is."""
+
+    device_code: str | None
+    commune_code: str | None
+    district_code: str | None
+    kind: str | None
 
 
 class ProblemFacts(Protocol):

@@ -51,13 +51,12 @@ from monitor.health.states import DeviceState
 from monitor.i18n import translator
 from monitor.inventory.models import Commune, Device
 from monitor.priority import Priority
-from monitor.tickets.choices import ProblemScope, TicketSource
+from monitor.tickets.choices import ProblemScope, TicketSource, problem_key
 from monitor.tickets.lifecycle import (
     ProblemReport,
     close_resolved,
     mark_breaches,
     open_or_update_tickets,
-    problem_key,
     reconcile,
     resolve_problem,
 )

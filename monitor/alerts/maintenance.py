@@ -3,27 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from apscheduler.triggers.cron import CronTrigger
 from sqlmodel import Session, col, select
 
+from monitor.alerts.decide import Subject
 from monitor.alerts.models import MaintenanceWindow
 from monitor.errors import InvalidInput, Problem
 from monitor.i18n import LOCAL_ZONE
 
 SCOPES = ("device", "commune", "district", "kind")
-
-
-@dataclass(frozen=True, slots=True)
-class Subject:
-    """What a window may cover: a device, where it stands and what it is."""
-
-    device_code: str | None
-    commune_code: str | None
-    district_code: str | None
-    kind: str | None
 
 
 def cron_trigger(expression: str) -> CronTrigger:

@@ -101,3 +101,8 @@ class TicketOutcomeAction(LabelledEnum):
     REOPENED = "reopened", "Mở lại phiếu vừa khắc phục", "Reopened the recent ticket"
     REOPENED_AS_NEW = "reopened_as_new", "Mở phiếu mới nối với phiếu cũ", "Opened a new ticket linked to the old one"
     UNCHANGED = "unchanged", "Không thay đổi", "Unchanged (a duplicate report)"
+
+
+def problem_key(scope: ProblemScope | str, scope_code: str, kind: str) -> str:
+    """The identity of a problem: `device:06613-CL01:offline`, `commune:06613:offline`, `district:183:power_loss`."""
+    return f"{ProblemScope(scope).value}:{scope_code}:{kind}"

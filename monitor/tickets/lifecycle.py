@@ -32,6 +32,7 @@ from monitor.tickets.choices import (
     TicketOutcomeAction,
     TicketSource,
     TicketStatus,
+    problem_key,
 )
 from monitor.tickets.creation import NewTicket, insert_tickets
 from monitor.tickets.models import Ticket
@@ -49,11 +50,6 @@ from monitor.tickets.store import (
 
 _CHUNK = 500  # keys per IN (...) clause
 _ATTEMPTS = 3
-
-
-def problem_key(scope: ProblemScope | str, scope_code: str, kind: str) -> str:
-    """The identity of a problem: `device:06613-CL01:offline`, `commune:06613:offline`, `district:183:power_loss`."""
-    return f"{ProblemScope(scope).value}:{scope_code}:{kind}"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from monitor.tickets.actions import add_comment, assign, change_priority, create_manual_ticket, record_costs, transition
 from monitor.tickets.attachments import save_attachment
+from monitor.tickets.choices import problem_key
 from monitor.tickets.lifecycle import (
     ProblemReport,
     ReconcileResult,
@@ -26,7 +27,6 @@ from monitor.tickets.lifecycle import (
     mark_breaches,
     open_or_update_ticket,
     open_or_update_tickets,
-    problem_key,
     reconcile,
     resolve_problem,
 )
