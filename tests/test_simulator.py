@@ -422,3 +422,67 @@ def test_the_syn_filter_takes_thousands_of_addresses_and_drops_only_those() -> N
                 except TimeoutError:
                     connected = False
             assert connected is reachable, host
+
+
+def _an_address_of_this_machine_outside_loopback() -> str | None:
+    """The address this machine would send from to reach the Internet (no packet is sent), if it has one."""
+    import socket
+
+    candidates = []
+    for target in ("198.51.100.1", "10.255.255.1"):  # TEST-NET-2, a private address: only a route is looked up
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe, contextlib.suppress(OSError):
+            probe.connect((target, 9))
+            candidates.append(str(probe.getsockname()[0]))
+    with contextlib.suppress(OSError):
+        candidates += [str(info[4][0]) for info in socket.getaddrinfo(socket.gethostname(), None, socket.AF_INET)]
+    return next((address for address in candidates if not address.startswith(("127.", "0."))), None)
+
+
+@pytest.mark.parametrize("host", ["loopback", "0.0.0.0"])
+def test_the_simulator_keeps_to_loopback_unless_told_otherwise(host: str) -> None:
+    """By default HTTP and SNMP answer every 127.x.y.z and nothing else, though bound to the wildcard address:
+    a connection to another address of the machine times out, a datagram to it never reaches the agent."""
+    import socket
+
+    outside = _an_address_of_this_machine_outside_loopback()
+    if outside is None:
+        pytest.skip("this machine has no address outside loopback to try")
+    # a v2c GET of sysUpTime for community "public", as any manager sends it
+    request = bytes.fromhex("302602010104067075626c6963a019020101020100020100300e300c06082b060102010103000500")
+
+    def connects(address: str, port: int) -> bool:
+        with socket.socket() as client:
+            client.settimeout(0.5)
+            try:
+                client.connect((address, port))
+            except (TimeoutError, ConnectionRefusedError):
+                return False
+            return True
+
+    def answered(address: str, port: int) -> bool:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as client:
+            client.settimeout(0.5)
+            client.sendto(request, (address, port))
+            try:
+                client.recvfrom(2048)
+            except TimeoutError:
+                return False
+            return True
+
+    async def scenario() -> None:
+        sim = simulator(host=host)
+        await sim.start()
+        try:
+            assert sim.http is not None and sim.snmp is not None
+            assert await asyncio.to_thread(connects, "127.1.0.2", sim.http.port)
+            assert await asyncio.to_thread(answered, "127.1.0.5", sim.snmp.port)
+            assert await asyncio.to_thread(connects, outside, sim.http.port) is (host == "0.0.0.0")
+            seen = sum(sim.snmp.stats.values())
+            await asyncio.to_thread(answered, outside, sim.snmp.port)
+            await asyncio.sleep(0.1)
+            reached = sum(sim.snmp.stats.values()) > seen  # the agent itself refuses peers outside 127/8
+            assert reached is (host == "0.0.0.0")
+        finally:
+            await sim.stop()
+
+    run(scenario())

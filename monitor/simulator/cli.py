@@ -20,6 +20,7 @@ from monitor.errors import MonitorError
 from monitor.simulator.control import STATE_FILE, read_state_file
 from monitor.simulator.faults import FaultKind, parse_fault_kind
 from monitor.simulator.scenarios import SCENARIOS, parse_duration, parse_scenario
+from monitor.simulator.synfilter import LOOPBACK
 
 simulate_app = typer.Typer(
     help="A simulated fleet on loopback (127.1.x.y) speaking HTTP, SNMP, MQTT and heartbeats, with fault scenarios.",
@@ -49,7 +50,12 @@ def _data_dir() -> Path:
 @simulate_app.command("run")
 def run(
     seed: Annotated[int, typer.Option(help="seed of the simulated values and scenarios")] = 1,
-    host: Annotated[str, typer.Option(help="address the HTTP and SNMP servers bind")] = "0.0.0.0",
+    host: Annotated[
+        str,
+        typer.Option(
+            help="where HTTP and SNMP listen: loopback (every 127.x.y.z and nothing else), 0.0.0.0 or one address"
+        ),
+    ] = LOOPBACK,
     http_port: Annotated[int, typer.Option(help="HTTP port of every HTTP device")] = 18080,
     snmp_port: Annotated[int, typer.Option(help="SNMP v2c port of every SNMP device")] = 16161,
     snmp_v3_port: Annotated[int, typer.Option(help="SNMPv3 port of every v3 device")] = 16162,

@@ -1,4 +1,4 @@
-"""`GET /status` of every simulated HTTP device, on one aiohttp listener (default 0.0.0.0:18080).
+"""`GET /status` of every simulated HTTP device, on one aiohttp listener (default: loopback, port 18080).
 
 The device is the one whose address the client connected to (the socket's local address), so one
 listener stands for the whole fleet. aiohttp's low-level `web.Server` is used rather than a
@@ -23,7 +23,7 @@ from aiohttp import web
 from monitor.simulator import formats
 from monitor.simulator.fleet import Clock, Fleet, SimDevice
 from monitor.simulator.snmp import is_loopback
-from monitor.simulator.synfilter import SynFilter
+from monitor.simulator.synfilter import LOOPBACK, SynFilter, bind_host
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +38,7 @@ class StatusServer:
         self,
         fleet: Fleet,
         *,
-        host: str = "0.0.0.0",
+        host: str = LOOPBACK,
         port: int = 18080,
         clock: Clock | None = None,
         hold_unreachable_s: float = HOLD_UNREACHABLE_S,
@@ -65,16 +65,17 @@ class StatusServer:
 
     async def start(self) -> None:
         """Bind and listen; filter SYNs to devices that are already unreachable."""
+        address, loopback_only = bind_host(self.host)
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         try:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            sock.bind((self.host, self.requested_port))
+            sock.bind((address, self.requested_port))
             sock.setblocking(False)
-        except OSError:
+            self._filter = SynFilter(sock, loopback_only=loopback_only)  # before listen(): no SYN slips by
+        except BaseException:
             sock.close()
             raise
         self._sock = sock
-        self._filter = SynFilter(sock)
         self._closing = asyncio.Event()
         self._server = web.Server(self._handle, access_log=None)
         self._listener = await asyncio.get_running_loop().create_server(self._server, sock=sock, backlog=2048)

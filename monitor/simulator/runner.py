@@ -29,6 +29,7 @@ from monitor.simulator.push import HeartbeatPusher, TokenFunction
 from monitor.simulator.scenarios import Scenario, ScenarioContext, Timeline, parse_scenario
 from monitor.simulator.snmp import TRAPPED_FAULTS, SnmpAgent
 from monitor.simulator.snmpv3 import SnmpV3Agent
+from monitor.simulator.synfilter import LOOPBACK
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +55,7 @@ class Simulator:
         devices: Iterable[SimDevice],
         *,
         seed: int = 1,
-        host: str = "0.0.0.0",
+        host: str = LOOPBACK,
         http_port: int = 18080,
         snmp_port: int = 16161,
         snmp_v3_port: int = 16162,

@@ -16,6 +16,7 @@ from collections import Counter
 from monitor.simulator import ber, formats
 from monitor.simulator.faults import FaultKind, GarbageVariant
 from monitor.simulator.fleet import Clock, DeviceState, Fleet, SimDevice
+from monitor.simulator.synfilter import LOOPBACK
 from monitor.simulator.udp import PktinfoSocket
 
 log = logging.getLogger(__name__)
@@ -99,9 +100,9 @@ def answer(request: ber.Request, device: SimDevice, state: DeviceState, *, wrong
 
 
 class SnmpAgent:
-    """The v2c agent of every v2c device of the fleet, on one socket (default 0.0.0.0:16161)."""
+    """The v2c agent of every v2c device of the fleet, on one socket (default: loopback, port 16161)."""
 
-    def __init__(self, fleet: Fleet, *, host: str = "0.0.0.0", port: int = 16161, clock: Clock | None = None) -> None:
+    def __init__(self, fleet: Fleet, *, host: str = LOOPBACK, port: int = 16161, clock: Clock | None = None) -> None:
         self.fleet = fleet
         self.clock = clock or fleet.clock
         self.socket = PktinfoSocket(host, port, self._on_datagram)

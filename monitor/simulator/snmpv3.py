@@ -30,6 +30,7 @@ from pysnmp.proto.api import v2c
 from monitor.simulator import ber, formats
 from monitor.simulator.fleet import Clock, Fleet, SimDevice
 from monitor.simulator.snmp import is_loopback
+from monitor.simulator.synfilter import LOOPBACK
 from monitor.simulator.udp import PktinfoSocket
 
 log = logging.getLogger(__name__)
@@ -145,9 +146,9 @@ class _FleetResponder(cmdrsp.CommandResponderBase):  # type: ignore[misc]
 
 
 class SnmpV3Agent:
-    """Every SNMPv3 device of the fleet, on one socket (default 0.0.0.0:16162)."""
+    """Every SNMPv3 device of the fleet, on one socket (default: loopback, port 16162)."""
 
-    def __init__(self, fleet: Fleet, *, host: str = "0.0.0.0", port: int = 16162, clock: Clock | None = None) -> None:
+    def __init__(self, fleet: Fleet, *, host: str = LOOPBACK, port: int = 16162, clock: Clock | None = None) -> None:
         self.fleet = fleet
         self.clock = clock or fleet.clock
         self.socket = PktinfoSocket(host, port, self._on_datagram)

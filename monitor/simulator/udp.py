@@ -14,6 +14,8 @@ import socket
 import struct
 from collections.abc import Callable
 
+from monitor.simulator.synfilter import bind_host, keep_to_loopback
+
 IP_PKTINFO = 8  # <linux/in.h>
 BUFFER_BYTES = 4 * 1024 * 1024  # the default 208 KiB dropped 3-8 % of datagrams at 500+ in flight
 _PKTINFO = struct.Struct("=i4s4s")  # struct in_pktinfo { int ipi_ifindex; in_addr ipi_spec_dst, ipi_addr; }
@@ -52,8 +54,11 @@ class PktinfoSocket:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, BUFFER_BYTES)
             sock.setsockopt(socket.IPPROTO_IP, IP_PKTINFO, 1)
             sock.setblocking(False)
-            sock.bind((self.host, self.requested_port))
-        except OSError:
+            address, loopback_only = bind_host(self.host)
+            if loopback_only:
+                keep_to_loopback(sock)  # before bind(): no datagram from outside is ever queued
+            sock.bind((address, self.requested_port))
+        except BaseException:
             sock.close()
             raise
         self.sock = sock
