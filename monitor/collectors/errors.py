@@ -42,6 +42,14 @@ class FailureKind(LabelledEnum):
     BROKER = "broker", "Lỗi máy chủ MQTT", "MQTT broker error"
 
 
+class UnreadableData(MonitorError, ValueError):
+    """What a device sent cannot be read (a broken packet, a payload or a value its profile does not fit).
+
+    Also a ValueError, as the parsers it comes from raise; the collectors turn it into a `CollectError`
+    of kind `bad_payload` or `snmp_decode` at their edge.
+    """
+
+
 class CollectError(MonitorError):
     """A device could not be heard or understood; `kind` is the machine-readable reason."""
 

@@ -22,7 +22,7 @@ from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any, NoReturn
 
-from monitor.collectors.errors import FailureKind
+from monitor.collectors.errors import FailureKind, UnreadableData
 from monitor.collectors.profile_types import FaultRule, PathPart, Profile, ReadingMap, value_key
 from monitor.collectors.readings import READINGS, BadValue, check_value, describe
 from monitor.health.machine import Observation
@@ -34,7 +34,7 @@ MAX_EPOCH_S = 2**34
 _FAULT_CODE = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 
 
-class BadPayload(ValueError):
+class BadPayload(UnreadableData):
     """A device answer that cannot be read; the message says exactly why."""
 
 

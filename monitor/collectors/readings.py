@@ -11,6 +11,8 @@ import math
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from monitor.collectors.errors import UnreadableData
+
 ReadingKind = Literal["int", "number", "text", "choice"]
 
 
@@ -63,7 +65,7 @@ _SPECS = (
 READINGS: dict[str, ReadingSpec] = {spec.name: spec for spec in _SPECS}
 
 
-class BadValue(ValueError):
+class BadValue(UnreadableData):
     """A value that does not fit its reading; the message says why, for a `bad_payload` error."""
 
 

@@ -21,6 +21,8 @@ from typing import Any
 from pyasn1.codec.ber import encoder as ber_encoder
 from pyasn1.type import univ
 
+from monitor.collectors.errors import UnreadableData
+
 # BER tags (X.690) and SNMP's application types (RFC 2578, 3416).
 SEQUENCE = 0x30
 INTEGER = 0x02
@@ -58,7 +60,7 @@ ERROR_STATUS = {
 _CACHE_MAX = 50_000
 
 
-class SnmpDecodeError(ValueError):
+class SnmpDecodeError(UnreadableData):
     """A packet that is not a well-formed SNMP v1/v2c message."""
 
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import lru_cache
 
+from monitor.simulator.errors import SimulatorError
+
 GET_REQUEST = 0xA0
 GET_NEXT_REQUEST = 0xA1
 GET_RESPONSE = 0xA2
@@ -23,7 +25,7 @@ SEQUENCE = 0x30
 VERSION_V2C = 1
 
 
-class MalformedRequest(ValueError):
+class MalformedRequest(SimulatorError, ValueError):
     """Bytes that are not an SNMP request this agent understands."""
 
 

@@ -28,10 +28,12 @@ from fastapi.routing import APIRoute
 from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
 
+from monitor.errors import MonitorError
+
 MAX_DEPTH = 32
 
 
-class BodyRefused(json.JSONDecodeError):
+class BodyRefused(MonitorError, json.JSONDecodeError):
     """A JSON body refused for its shape (too deep, a NUL), reported like any invalid JSON."""
 
     def __init__(self, why: str, document: str) -> None:
