@@ -16,10 +16,47 @@ from monitor.i18n import LOCAL_ZONE
 SCOPES = ("device", "commune", "district", "kind")
 
 
+_WEEKDAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
+
+
+def _cron_weekdays(field: str) -> str:
+    """The day-of-week field of cron (0 or 7 Sunday, 1 Monday … 6 Saturday) in APScheduler's names.
+
+    APScheduler 3 reads numbers in that field from Monday = 0, so `0 2 * * 0` would run on Mondays:
+    numbers are turned into names, which both read alike. Names and `*` pass as they are.
+    """
+    if not any(c.isdigit() for c in field) or field in ("*", "?"):
+        return field
+    days: set[int] = set()
+    for item in field.split(","):
+        base, _, step_text = item.partition("/")
+        if any(c.isalpha() for c in base):
+            raise ValueError(f"write day-of-week as numbers or as names, not both: {field!r}")
+        step = int(step_text) if step_text else 1
+        if base in ("*", "?"):
+            first, last = 0, 6
+        elif "-" in base:
+            first_text, _, last_text = base.partition("-")
+            first, last = int(first_text), int(last_text)
+        else:
+            first = last = int(base)
+        if not (0 <= first <= 7 and 0 <= last <= 7 and first <= last and step > 0):
+            raise ValueError(f"day-of-week out of 0-7: {item!r}")
+        days.update(day % 7 for day in range(first, last + 1, step))
+    return ",".join(_WEEKDAYS[day] for day in sorted(days))
+
+
 def cron_trigger(expression: str) -> CronTrigger:
-    """A five-field cron expression, read in Asia/Ho_Chi_Minh; InvalidInput when it is not one."""
+    """A five-field cron expression (standard cron: day-of-week 0 is Sunday), read in Asia/Ho_Chi_Minh;
+    InvalidInput when it is not one."""
     try:
-        return CronTrigger.from_crontab(expression, timezone=LOCAL_ZONE)
+        fields = expression.split()
+        if len(fields) != 5:
+            raise ValueError(f"wrong number of fields; got {len(fields)}, expected 5")
+        minute, hour, day, month, weekday = fields
+        return CronTrigger(
+            minute=minute, hour=hour, day=day, month=month, day_of_week=_cron_weekdays(weekday), timezone=LOCAL_ZONE
+        )
     except ValueError as exc:
         raise InvalidInput("bad cron expression", [Problem("cron", f"{expression!r}: {exc}")]) from exc
 
@@ -34,6 +71,25 @@ def is_open(window: MaintenanceWindow, now: datetime) -> bool:
     # The latest occurrence that started at most `duration` ago, if any.
     first = cron_trigger(window.cron).get_next_fire_time(None, now - duration)
     return first is not None and first <= now
+
+
+def occurrences(window: MaintenanceWindow, start: datetime, end: datetime) -> list[tuple[datetime, datetime]]:
+    """When the window was (or will be) open within [start, end), as sorted intervals, whether or not it
+    is still active: an ended window keeps its history up to its `ends_at`."""
+    lo, hi = max(start, window.starts_at), end if window.ends_at is None else min(end, window.ends_at)
+    if hi <= lo:
+        return []
+    if window.cron is None:
+        return [(lo, hi)]
+    duration = timedelta(seconds=window.duration_s or 0)
+    trigger = cron_trigger(window.cron)
+    out = []
+    fire = trigger.get_next_fire_time(None, max(window.starts_at, lo - duration))
+    while fire is not None and fire < hi:
+        if fire + duration > lo:
+            out.append((max(fire, lo), min(fire + duration, hi)))
+        fire = trigger.get_next_fire_time(fire, fire + timedelta(seconds=1))
+    return out
 
 
 def covers(window: MaintenanceWindow, subject: Subject) -> bool:
