@@ -120,6 +120,17 @@ class Settings(BaseSettings):
     notify_concurrency: int = Field(default=10, ge=1)
     notify_retention_days: int = Field(default=90, ge=1, description="sent and failed deliveries kept this long")
 
+    # --- reports ---
+    report_exclude_maintenance: bool = Field(
+        default=True, description="time inside maintenance windows is reported apart and left out of availability"
+    )
+    report_rollup_every_s: float = Field(
+        default=60, gt=0, description="how often state changes are laid into spans and finished days rolled up"
+    )
+    report_rollup_lag_s: float = Field(
+        default=300, ge=0, description="a day is rolled up this long after it ended (late heartbeats, flushes)"
+    )
+
     # --- collection ---
     profiles_dir: Path | None = Field(default=None, description="folder of the operator's own device profiles")
     mqtt_url: str | None = Field(

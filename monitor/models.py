@@ -12,6 +12,7 @@ from monitor.alerts.models import (
 from monitor.auth.models import User, UserSession
 from monitor.health.models import DeviceHealthRow, StateChange
 from monitor.inventory.models import BroadcastSystem, Commune, Device, District
+from monitor.reports.models import StateSpan, UptimeDaily, UptimeDay
 from monitor.tickets.models import (
     InspectionSchedule,
     Ticket,
@@ -36,11 +37,14 @@ __all__ = [
     "NotificationChannel",
     "NotificationDelivery",
     "StateChange",
+    "StateSpan",
     "Ticket",
     "TicketAttachment",
     "TicketCounter",
     "TicketEvent",
     "TicketPause",
+    "UptimeDaily",
+    "UptimeDay",
     "User",
     "UserSession",
     "metadata",

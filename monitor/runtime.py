@@ -29,6 +29,7 @@ from monitor.failures import FailureReport
 from monitor.inventory.demo import DemoPorts
 from monitor.metrics import CollectorSource, MetricsServer, MetricsSource, collector_exporter, collector_metrics_port
 from monitor.policies import Policies, delivery_policy
+from monitor.reports.service import keep_up
 from monitor.shutdown import Stopper, wait_for_stop
 from monitor.web.app import create_app
 from monitor.web.serving import server_config
@@ -91,9 +92,25 @@ def _purge(engine: Engine, settings: Settings) -> None:
         purge_deliveries(session=session, before=utcnow() - timedelta(days=settings.notify_retention_days))
 
 
+async def reports_forever(settings: Settings, engine: Engine) -> None:
+    """Keep the reports' spans and daily roll-ups up with the state changes until cancelled."""
+    failures = FailureReport(log, "keeping the uptime roll-ups", settings.report_rollup_every_s)
+    while True:
+        try:
+            await asyncio.to_thread(keep_up, engine, utcnow(), lag_s=settings.report_rollup_lag_s)
+            failures.worked()
+        except Exception as exc:
+            failures.failed(exc)
+        await asyncio.sleep(settings.report_rollup_every_s)
+
+
 def alert_jobs(settings: Settings, engine: Engine, name: str, stats: DeliveryStats) -> list[Any]:
-    """The dispatcher and the notification worker, as coroutines to run in the background."""
-    return [dispatch_forever(make_dispatcher(settings, engine, name)), deliver_forever(settings, engine, stats)]
+    """The dispatcher, the notification worker and the reports' roll-ups, as coroutines to run in the background."""
+    return [
+        dispatch_forever(make_dispatcher(settings, engine, name)),
+        deliver_forever(settings, engine, stats),
+        reports_forever(settings, engine),
+    ]
 
 
 @contextlib.asynccontextmanager

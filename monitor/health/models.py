@@ -14,6 +14,8 @@ from sqlmodel import Field, SQLModel
 
 from monitor.db import UTCDateTime, utcnow
 
+_UNSPANNED = sa.text("spanned_at IS NULL")
+
 
 class DeviceHealthRow(SQLModel, table=True):
     """A device's current health: what people see (state, since, faults) and the machine's counters.
@@ -48,7 +50,11 @@ class StateChange(SQLModel, table=True):
     """
 
     __tablename__ = "state_changes"
-    __table_args__ = (sa.Index("ix_state_changes_pending", "processed_at", "id"),)
+    __table_args__ = (
+        sa.Index("ix_state_changes_pending", "processed_at", "id"),
+        # the changes not yet laid into the reports' state spans (monitor.reports.spans)
+        sa.Index("ix_state_changes_unspanned", "id", sqlite_where=_UNSPANNED, postgresql_where=_UNSPANNED),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     device_id: int = Field(sa_column_args=[sa.ForeignKey("devices.id", ondelete="CASCADE")], index=True)
@@ -64,3 +70,4 @@ class StateChange(SQLModel, table=True):
     claimed_by: str | None = Field(default=None, max_length=100)
     claimed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     processed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    spanned_at: datetime | None = Field(default=None, sa_type=UTCDateTime)

@@ -1,0 +1,78 @@
+"""`monitor report …`: the reports, as files for the offices (uptime now; the annual report comes next)."""
+
+from __future__ import annotations
+
+import sys
+from datetime import date
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from monitor.cli._common import cli_settings, fail, migrated_engine
+from monitor.db import session_scope, utcnow
+from monitor.errors import MonitorError
+
+report_app = typer.Typer(help="Reports: uptime from the state history.", no_args_is_help=True)
+
+
+def _day(text: str, option: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        fail(f"{option}: a date as YYYY-MM-DD, not {text!r}", 2)
+
+
+@report_app.command("uptime")
+def report_uptime(
+    from_: Annotated[str, typer.Option("--from", help="first day, YYYY-MM-DD (Vietnam time)")],
+    to: Annotated[str, typer.Option("--to", help="last day, YYYY-MM-DD (included)")],
+    by: Annotated[str, typer.Option(help="device, commune, district, kind or province")] = "district",
+    district: Annotated[str | None, typer.Option(help="only this district's (maintenance area's) devices")] = None,
+    device: Annotated[str | None, typer.Option(help="only this device")] = None,
+    fmt: Annotated[str, typer.Option("--format", help="csv, xlsx or json")] = "csv",
+    output: Annotated[Path | None, typer.Option(help="write here (default: standard output; not for xlsx)")] = None,
+    language: Annotated[str, typer.Option(help="vi or en headers")] = "vi",
+    with_maintenance: Annotated[
+        bool, typer.Option("--with-maintenance", help="count maintenance windows in the states, not apart")
+    ] = False,
+) -> None:
+    """Uptime from the state history over a period, as CSV, XLSX or JSON."""
+    from monitor.reports.export import FORMATS, render
+    from monitor.reports.service import GroupBy, keep_up, uptime_report
+
+    if fmt not in FORMATS:
+        fail(f"--format: one of {', '.join(FORMATS)}", 2)
+    if fmt == "xlsx" and output is None:
+        fail("--format xlsx needs --output FILE", 2)
+    try:
+        grouping = GroupBy(by)
+    except ValueError:
+        fail(f"--by: one of {', '.join(g.value for g in GroupBy)}", 2)
+    settings = cli_settings()
+    engine = migrated_engine(settings)
+    now = utcnow()
+    try:
+        keep_up(engine, now, lag_s=settings.report_rollup_lag_s)
+        with session_scope(engine) as session:
+            report = uptime_report(
+                session,
+                _day(from_, "--from"),
+                _day(to, "--to"),
+                now=now,
+                by=grouping,
+                districts=None if district is None else [district],
+                device_code=device,
+                exclude_maintenance=settings.report_exclude_maintenance and not with_maintenance,
+            )
+    except MonitorError as exc:
+        fail(str(exc), 2)
+    body = render(report, fmt, now, language)
+    if output is None:
+        sys.stdout.buffer.write(body)
+        return
+    output.write_bytes(body)
+    typer.echo(f"{len(report.rows)} rows written to {output}", err=True)
+
+
+__all__ = ["report_app"]

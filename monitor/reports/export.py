@@ -1,0 +1,143 @@
+"""An uptime report as a file for the offices: CSV (UTF-8 with BOM, so Excel reads Vietnamese), XLSX, JSON.
+
+Headers are Vietnamese first (English with `language="en"`); people read hours and percentages, the JSON
+keeps seconds and fractions for programs. Every file carries the period, the time it was made and how the
+figures were computed.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+import xlsxwriter
+
+from monitor.i18n import format_date, format_datetime
+from monitor.reports.uptime import METHOD_EN, METHOD_VI, UptimeReport, UptimeRow
+
+FORMATS = ("csv", "xlsx", "json")
+MEDIA_TYPES = {
+    "csv": "text/csv; charset=utf-8",
+    "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+    "json": "application/json",
+}
+
+#: (key, Vietnamese, English, how a value is shown to people)
+COLUMNS: Sequence[tuple[str, str, str, str]] = (
+    ("key", "Mã", "Code", "text"),
+    ("name", "Tên", "Name", "text"),
+    ("district_code", "Mã huyện/khu vực", "District", "text"),
+    ("commune_code", "Mã xã", "Commune", "text"),
+    ("kind", "Loại thiết bị", "Kind", "text"),
+    ("devices", "Số thiết bị", "Devices", "int"),
+    ("availability", "Tỷ lệ hoạt động (%)", "Availability (%)", "percent"),
+    ("up_s", "Hoạt động (giờ)", "Up (h)", "hours"),
+    ("degraded_s", "Suy giảm (giờ)", "Degraded (h)", "hours"),
+    ("down_s", "Mất kết nối (giờ)", "Down (h)", "hours"),
+    ("unknown_s", "Không rõ (giờ)", "Unknown (h)", "hours"),
+    ("maintenance_s", "Bảo trì (giờ)", "Maintenance (h)", "hours"),
+    ("outages", "Số lần mất kết nối", "Outages", "int"),
+    ("longest_outage_s", "Lần mất lâu nhất (giờ)", "Longest outage (h)", "hours"),
+    ("mtbf_s", "MTBF (giờ)", "MTBF (h)", "hours"),
+)
+
+
+def _shown(value: Any, how: str) -> Any:
+    if value is None:
+        return ""
+    if how == "hours":
+        return round(float(value) / 3600, 2)
+    if how == "percent":
+        return round(float(value) * 100, 3)
+    return value
+
+
+def _rows(report: UptimeReport) -> list[UptimeRow]:
+    return [*report.rows, report.total]
+
+
+def _title(report: UptimeReport, language: str) -> str:
+    period = f"{format_date(report.first)} – {format_date(report.last)}"
+    return f"Uptime report, {period}" if language == "en" else f"Báo cáo thời gian hoạt động, {period}"
+
+
+def as_json(report: UptimeReport, made_at: datetime) -> bytes:
+    """The report as JSON: seconds and fractions, the rows, the total, the maintenance laid over it."""
+    body = {
+        "from": report.first.isoformat(),
+        "to": report.last.isoformat(),
+        "start": report.start.isoformat(),
+        "end": report.end.isoformat(),
+        "by": report.by.value,
+        "exclude_maintenance": report.exclude_maintenance,
+        "generated_at": made_at.isoformat(),
+        "method": METHOD_EN,
+        "method_vi": METHOD_VI,
+        "rows": [row.as_dict() for row in report.rows],
+        "total": report.total.as_dict(),
+        "maintenance": report.maintenance,
+    }
+    return json.dumps(body, ensure_ascii=False, indent=1).encode()
+
+
+def as_csv(report: UptimeReport, made_at: datetime, language: str = "vi") -> bytes:
+    """The report as CSV, one line per row then the total; UTF-8 with a BOM for Excel."""
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow([(en if language == "en" else vi) for _, vi, en, _ in COLUMNS])
+    for row in _rows(report):
+        values = row.as_dict()
+        writer.writerow([_shown(values[key], how) for key, _, _, how in COLUMNS])
+    return ("\ufeff" + out.getvalue()).encode()
+
+
+def as_xlsx(report: UptimeReport, made_at: datetime, language: str = "vi") -> bytes:
+    """The report as an Excel workbook: a title, the period and method, then the table with its total."""
+    buffer = io.BytesIO()
+    book = xlsxwriter.Workbook(buffer, {"in_memory": True, "remove_timezone": True})
+    sheet = book.add_worksheet("Uptime" if language == "en" else "Thoi gian hoat dong")
+    bold = book.add_format({"bold": True})
+    header = book.add_format({"bold": True, "text_wrap": True, "valign": "top", "border": 1, "bg_color": "#DDEBF7"})
+    number = book.add_format({"num_format": "#,##0.00"})
+    whole = book.add_format({"num_format": "#,##0"})
+    percent = book.add_format({"num_format": "0.000"})
+    sheet.write(0, 0, _title(report, language), book.add_format({"bold": True, "font_size": 14}))
+    made = "Generated" if language == "en" else "Lập lúc"
+    sheet.write(1, 0, f"{made}: {format_datetime(made_at)}")
+    sheet.write(2, 0, METHOD_EN if language == "en" else METHOD_VI)
+    top = 4
+    for column, (_, vi, en, _) in enumerate(COLUMNS):
+        sheet.write(top, column, en if language == "en" else vi, header)
+    formats = {"hours": number, "int": whole, "percent": percent}
+    for index, row in enumerate(_rows(report), start=top + 1):
+        values = row.as_dict()
+        is_total = row is report.total
+        for column, (key, _, _, how) in enumerate(COLUMNS):
+            value = _shown(values[key], how)
+            style = bold if is_total and how == "text" else formats.get(how)
+            if value == "":
+                sheet.write_blank(index, column, None)
+            else:
+                sheet.write(index, column, value, style)
+    sheet.set_column(0, 0, 14)
+    sheet.set_column(1, 1, 32)
+    sheet.set_column(2, len(COLUMNS) - 1, 13)
+    sheet.freeze_panes(top + 1, 2)
+    sheet.autofilter(top, 0, top + len(report.rows), len(COLUMNS) - 1)
+    book.close()
+    return buffer.getvalue()
+
+
+def render(report: UptimeReport, fmt: str, made_at: datetime, language: str = "vi") -> bytes:
+    """The report in `fmt` (one of FORMATS)."""
+    if fmt == "json":
+        return as_json(report, made_at)
+    if fmt == "csv":
+        return as_csv(report, made_at, language)
+    if fmt == "xlsx":
+        return as_xlsx(report, made_at, language)
+    raise ValueError(f"unknown format {fmt!r}: one of {', '.join(FORMATS)}")

@@ -1,0 +1,74 @@
+"""Reports API: uptime from the state history (JSON, CSV or XLSX), scoped like every list."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Annotated, Literal
+
+from fastapi import Query, Response
+
+from monitor.db import utcnow
+from monitor.health.queries import get_device
+from monitor.reports.export import MEDIA_TYPES, render
+from monitor.reports.schemas import UptimeReportPublic
+from monitor.reports.service import GroupBy, catch_up, uptime_report
+from monitor.web.bodies import api_router
+from monitor.web.deps import EngineDep, PrincipalDep, ScopedList, SessionDep, SettingsDep
+from monitor.web.openapi import problems
+
+router = api_router(prefix="/api/v1/reports", tags=["reports"])
+
+Day = Annotated[date, Query(description="a day, YYYY-MM-DD, in Vietnam time")]
+DeviceCode = Annotated[
+    str | None,
+    Query(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$", description="only this device (404 if not yours)"),
+]
+_FILES = {
+    "text/csv": {"schema": {"type": "string"}},
+    MEDIA_TYPES["xlsx"]: {"schema": {"type": "string", "format": "binary"}},
+}
+
+
+@router.get(
+    "/uptime",
+    response_model=UptimeReportPublic,
+    responses={200: {"content": _FILES}, **problems(401, 404, 422)},
+)
+def get_uptime(
+    session: SessionDep,
+    principal: PrincipalDep,
+    scope: ScopedList,
+    settings: SettingsDep,
+    engine: EngineDep,
+    from_: Annotated[date, Query(alias="from", description="first day, YYYY-MM-DD, Vietnam time")],
+    to: Annotated[date, Query(description="last day, included")],
+    by: GroupBy = GroupBy.DISTRICT,
+    device: DeviceCode = None,
+    format: Literal["json", "csv", "xlsx"] = "json",
+    lang: Literal["vi", "en"] = "vi",
+) -> Response:
+    """Time-weighted availability from the state history over local days `from`..`to` (at most three years),
+    by device, commune, district, kind or for the province: seconds up, degraded, down, unknown (the service
+    could not see the device, never counted as down) and in maintenance (left out of availability), outages,
+    the longest outage and MTBF. `method` says how the figures are computed."""
+    now = utcnow()
+    catch_up(engine, now)  # the last minute's changes too, whatever the background job's pace
+    if device is not None:
+        get_device(device, session=session, district_codes=principal.scope.district_codes)  # 404 if not visible
+    report = uptime_report(
+        session,
+        from_,
+        to,
+        now=now,
+        by=by,
+        districts=scope.district_codes,
+        device_code=device,
+        exclude_maintenance=settings.report_exclude_maintenance,
+    )
+    body = render(report, format, now, lang)
+    if format == "json":
+        return Response(body, media_type=MEDIA_TYPES["json"])
+    name = f"uptime-{from_.isoformat()}-{to.isoformat()}.{format}"
+    return Response(
+        body, media_type=MEDIA_TYPES[format], headers={"Content-Disposition": f'attachment; filename="{name}"'}
+    )
