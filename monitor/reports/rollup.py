@@ -39,6 +39,7 @@ class CountedDevice:
     commune_code: str
     kind: str
     counts_from: datetime
+    created_at: datetime
 
 
 def counts_from(installed_on: date | None, created_at: datetime) -> datetime:
@@ -54,7 +55,9 @@ def counted_devices(connection: Connection, *conditions: Any) -> dict[int, Count
         ).where(DEVICES.c.active.is_(True), *conditions)
     )
     return {
-        row.id: CountedDevice(row.id, row.commune_code, row.kind, counts_from(row.installed_on, row.created_at))
+        row.id: CountedDevice(
+            row.id, row.commune_code, row.kind, counts_from(row.installed_on, row.created_at), row.created_at
+        )
         for row in rows
     }
 

@@ -67,9 +67,9 @@ def catch_up(engine: Engine, now: datetime) -> int:
 
     Costs one indexed read when nothing is pending (the usual case: the background job keeps up)."""
     with session_scope(engine) as session:
-        pending = session.connection().execute(
-            sa.select(CHANGES.c.id).where(CHANGES.c.spanned_at.is_(None)).limit(1)
-        ).first()
+        pending = (
+            session.connection().execute(sa.select(CHANGES.c.id).where(CHANGES.c.spanned_at.is_(None)).limit(1)).first()
+        )
     if pending is None:
         return 0
     changes = 0

@@ -21,6 +21,7 @@ from sqlmodel import Session
 from monitor.alerts.maintenance import occurrences
 from monitor.alerts.models import MaintenanceWindow
 from monitor.bounds import MAX_YEAR, MIN_YEAR
+from monitor.db import UTCDateTime
 from monitor.errors import InvalidInput, Problem
 from monitor.inventory.models import Commune, District
 from monitor.reports.rollup import CountedDevice, counted_devices, spans_between
@@ -29,6 +30,7 @@ from monitor.reports.timeline import (
     STATES,
     Figures,
     Interval,
+    OutageStats,
     Span,
     StateSeconds,
     day_start,
@@ -163,11 +165,24 @@ def uptime_report(
         rolled = _rolled_days(connection, first, last, end)
         live = _live_intervals(first, last, end, rolled)
         _add_rolled(connection, groups, grouping, rolled, devices)
-        for device_id, figures in _from_spans(connection, devices, live, {}).items():
-            grouping.row(groups, devices[device_id]).figures.seconds.merge(figures.seconds)
         muted = windows if exclude_maintenance else {}
+        # in SQL, per (commune, kind); in Python, device by device, what SQL cannot clip or mute
+        exact_ids = _exact_devices(devices, muted, connection)
+        bulk = {i: d for i, d in devices.items() if i not in exact_ids} if len(exact_ids) <= _MAX_EXCLUDED else {}
+        exact = {i: d for i, d in devices.items() if i not in bulk}
+        sample = {(d.commune_code, d.kind): d for d in devices.values()}
+        for lo, hi in live:
+            for row in _overlaps(connection, lo, hi, devices, bulk, exact):
+                grouping.row(groups, sample[(row.commune_code, row.kind)]).figures.seconds.add(
+                    row.state, float(row.seconds)
+                )
+        for device_id, figures in _from_spans(connection, exact, live, {}).items():
+            grouping.row(groups, devices[device_id]).figures.seconds.merge(figures.seconds)
         _move_maintenance(connection, groups, grouping, devices, muted)
-        _add_outages(connection, groups, grouping, devices, start, end, muted)
+        for row in _overlaps(connection, start, end, devices, bulk, exact, state="down"):
+            outages = grouping.row(groups, sample[(row.commune_code, row.kind)]).figures.outages
+            outages.merge(OutageStats(int(row.count), float(row.longest), float(row.seconds)))
+        _add_outages(connection, groups, grouping, exact, start, end, muted)
         _count_devices(groups, grouping, devices)
     rows = sorted(groups.values(), key=lambda row: row.key)
     total = UptimeRow(key="total", name="Toàn tỉnh" if districts is None else "Tổng")
@@ -419,6 +434,76 @@ def _move_maintenance(
             if state != "maintenance":
                 row.figures.seconds.add(state, -inside.get(state))
                 row.figures.seconds.add("maintenance", inside.get(state))
+
+
+_MAX_EXCLUDED = 5000  # devices left out of the SQL sums by id; past that, every device goes the exact way
+
+
+def _exact_devices(devices: dict[int, CountedDevice], windows: dict[int, list[Interval]], connection: Any) -> set[int]:
+    """The devices whose figures SQL cannot sum as they are: counted from after their creation (installed
+    later), covered by maintenance (their outages are muted), or without any span yet (never heard)."""
+    exact = {i for i, d in devices.items() if d.counts_from > d.created_at} | set(windows)
+    unseeded = connection.execute(
+        sa.select(DEVICES.c.id).where(~sa.exists().where(SPANS.c.device_id == DEVICES.c.id))
+    ).scalars()
+    return exact | {i for i in unseeded if i in devices}
+
+
+def _epoch(connection: Any, value: Any) -> Any:
+    """Seconds since 1970 of a timestamp, in the database's own SQL."""
+    if connection.dialect.name == "postgresql":
+        return sa.func.extract("epoch", value)
+    return (sa.func.julianday(value) - 2440587.5) * 86400.0
+
+
+def _overlaps(
+    connection: Any,
+    lo: datetime,
+    hi: datetime,
+    devices: dict[int, CountedDevice],
+    bulk: dict[int, CountedDevice],
+    exact: dict[int, CountedDevice],
+    *,
+    state: str | None = None,
+) -> list[Any]:
+    """Per (commune, kind, state): spans' seconds inside [lo, hi), their number and the longest, summed in
+    SQL over the devices in `bulk` (the devices of `exact` left out by id)."""
+    if not bulk:
+        return []
+    pg = connection.dialect.name == "postgresql"
+    lower, upper = (sa.func.greatest, sa.func.least) if pg else (sa.func.max, sa.func.min)
+    lo_value, hi_value = sa.literal(lo, UTCDateTime()), sa.literal(hi, UTCDateTime())
+    overlap = _epoch(connection, upper(sa.func.coalesce(SPANS.c.ended_at, hi_value), hi_value)) - _epoch(
+        connection, lower(SPANS.c.started_at, lo_value)
+    )
+    query = (
+        sa.select(
+            DEVICES.c.commune_code,
+            DEVICES.c.kind,
+            SPANS.c.state,
+            sa.func.sum(overlap).label("seconds"),
+            sa.func.count().label("count"),
+            sa.func.max(overlap).label("longest"),
+        )
+        .join(DEVICES, DEVICES.c.id == SPANS.c.device_id)
+        .where(
+            SPANS.c.started_at < hi_value,
+            sa.or_(SPANS.c.ended_at.is_(None), SPANS.c.ended_at > lo_value),
+            DEVICES.c.active.is_(True),
+            DEVICES.c.created_at < hi_value,
+        )
+        .group_by(DEVICES.c.commune_code, DEVICES.c.kind, SPANS.c.state)
+    )
+    if state is not None:
+        query = query.where(SPANS.c.state == state)
+    if exact:
+        query = query.where(DEVICES.c.id.not_in(sorted(exact)))
+    if len(bulk) < len(devices) - len(exact):  # the report is narrower than the whole fleet
+        codes = sorted({d.commune_code for d in bulk.values()})
+        kinds = sorted({d.kind for d in bulk.values()})
+        query = query.where(DEVICES.c.commune_code.in_(codes), DEVICES.c.kind.in_(kinds))
+    wanted = {(d.commune_code, d.kind) for d in bulk.values()}
+    return [row for row in connection.execute(query) if (row.commune_code, row.kind) in wanted]
 
 
 def _add_outages(
