@@ -43,6 +43,7 @@ bench: install
 	$(BIN)/python bench/bench_alerts.py
 	$(BIN)/python bench/bench_metrics.py
 	$(BIN)/python bench/bench_api.py
+	$(BIN)/python bench/bench_reports.py
 
 # One lock for every supported Python (markers keep aiosnmp, a test-only client, to CPython 3.11).
 lock:

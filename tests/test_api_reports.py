@@ -151,3 +151,15 @@ def test_the_cli_writes_the_same_report(
     assert [row.key for row in report.rows] == [CAO_LOC] and report.total.down_s == 7200
     bad = CliRunner().invoke(app, ["report", "uptime", "--from", "yesterday", "--to", period["to"]])
     assert bad.exit_code == 2 and "YYYY-MM-DD" in bad.output
+
+
+def test_sla_figures_are_scoped_and_exported(caoloc: TestClient, admin: TestClient) -> None:
+    period = _period()
+    mine = caoloc.get("/api/v1/reports/sla", params={**period, "by": "priority"})
+    assert mine.status_code == 200, mine.text
+    body = mine.json()
+    assert set(body) >= {"from", "to", "rows", "total", "method", "method_vi"}
+    assert caoloc.get("/api/v1/reports/sla", params={**period, "district": DINH_LAP}).status_code == 404
+    every = admin.get("/api/v1/reports/sla", params={**period, "format": "csv"})
+    assert every.status_code == 200 and every.content.decode("utf-8-sig").startswith("Mã,Tên,Phiếu mở")
+    assert admin.get("/api/v1/reports/sla", params={**period, "by": "galaxy"}).status_code == 422

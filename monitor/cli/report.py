@@ -1,4 +1,4 @@
-"""`monitor report …`: the reports, as files for the offices (uptime now; the annual report comes next)."""
+"""`monitor report …`: the reports, as files for the offices (uptime, SLA; the annual report comes next)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,9 @@ from monitor.cli._common import cli_settings, fail, migrated_engine
 from monitor.db import session_scope, utcnow
 from monitor.errors import MonitorError
 
-report_app = typer.Typer(help="Reports: uptime from the state history.", no_args_is_help=True)
+report_app = typer.Typer(
+    help="Reports: uptime from the state history, SLA figures from the tickets.", no_args_is_help=True
+)
 
 
 def _day(text: str, option: str) -> date:
@@ -67,12 +69,47 @@ def report_uptime(
             )
     except MonitorError as exc:
         fail(str(exc), 2)
-    body = render(report, fmt, now, language)
+    _write(render(report, fmt, now, language), output, len(report.rows))
+
+
+@report_app.command("sla")
+def report_sla(
+    from_: Annotated[str, typer.Option("--from", help="first day tickets were opened, YYYY-MM-DD")],
+    to: Annotated[str, typer.Option("--to", help="last day, YYYY-MM-DD (included)")],
+    by: Annotated[str, typer.Option(help="district, priority, kind, month or province")] = "district",
+    district: Annotated[str | None, typer.Option(help="only this district's (maintenance area's) tickets")] = None,
+    fmt: Annotated[str, typer.Option("--format", help="csv, xlsx or json")] = "csv",
+    output: Annotated[Path | None, typer.Option(help="write here (default: standard output; not for xlsx)")] = None,
+    language: Annotated[str, typer.Option(help="vi or en headers")] = "vi",
+) -> None:
+    """SLA figures of the repair tickets opened over a period, as CSV, XLSX or JSON."""
+    from monitor.reports.export import FORMATS, render_sla
+    from monitor.reports.sla import SlaBy, sla_report
+
+    if fmt not in FORMATS:
+        fail(f"--format: one of {', '.join(FORMATS)}", 2)
+    if fmt == "xlsx" and output is None:
+        fail("--format xlsx needs --output FILE", 2)
+    try:
+        grouping = SlaBy(by)
+    except ValueError:
+        fail(f"--by: one of {', '.join(g.value for g in SlaBy)}", 2)
+    first, last = _day(from_, "--from"), _day(to, "--to")
+    engine = migrated_engine(cli_settings())
+    try:
+        with session_scope(engine) as session:
+            report = sla_report(session, first, last, by=grouping, districts=None if district is None else [district])
+    except MonitorError as exc:
+        fail(str(exc), 2)
+    _write(render_sla(report, fmt, utcnow(), language), output, len(report.rows))
+
+
+def _write(body: bytes, output: Path | None, rows: int) -> None:
     if output is None:
         sys.stdout.buffer.write(body)
         return
     output.write_bytes(body)
-    typer.echo(f"{len(report.rows)} rows written to {output}", err=True)
+    typer.echo(f"{rows} rows written to {output}", err=True)
 
 
 __all__ = ["report_app"]

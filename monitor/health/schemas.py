@@ -152,5 +152,3 @@ class DevicePage(BaseModel):
     items: list[DevicePublic]
     total: int
     next_after: str | None
-
-

@@ -37,6 +37,8 @@ class DemoPorts:
     snmp: int = DEMO_SNMP_PORT
     snmp_v3: int = DEMO_SNMP_V3_PORT
     mqtt: int = DEMO_MQTT_PORT
+
+
 DEMO_SNMP_V3_CREDENTIALS = "v3:monitor:demo-auth-pass:demo-priv-pass"  # SHA / AES-128 (docs/vendor-formats.md)
 DISTRICT_CENTRE_TYPES = frozenset({"Thị trấn", "Phường"})
 

@@ -60,3 +60,31 @@ class UptimeReportPublic(BaseModel):
     @classmethod
     def from_json(cls, body: dict[str, Any]) -> UptimeReportPublic:
         return cls.model_validate(body)
+
+
+class SlaRowPublic(BaseModel):
+    """A group of tickets: how many were opened, resolved, reopened and breached; mean times in seconds."""
+
+    key: str
+    name: str
+    opened: int
+    resolved: int
+    reopened: int
+    reopenings: int
+    breached: int
+    breach_rate: float | None
+    mtta_s: float | None
+    mttr_s: float | None
+
+
+class SlaReportPublic(BaseModel):
+    """SLA figures of the tickets opened over `from`..`to` (local days)."""
+
+    from_: date = Field(alias="from")
+    to: date
+    by: str
+    generated_at: datetime
+    method: str
+    method_vi: str
+    rows: list[SlaRowPublic]
+    total: SlaRowPublic

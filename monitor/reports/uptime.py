@@ -291,10 +291,24 @@ def _spans_by_device(
     connection: Any, devices: dict[int, CountedDevice], start: datetime, end: datetime
 ) -> dict[int, list[Span]]:
     out: dict[int, list[Span]] = defaultdict(list)
-    for row in spans_between(connection, start, end):
-        if row.device_id in devices:
-            out[row.device_id].append(Span(row.state, row.started_at, row.ended_at))
+    for conditions in _by_ids(devices):
+        for row in spans_between(connection, start, end, *conditions):
+            if row.device_id in devices:
+                out[row.device_id].append(Span(row.state, row.started_at, row.ended_at))
     return out
+
+
+_IDS_PER_QUERY = 2000
+
+
+def _by_ids(devices: dict[int, CountedDevice]) -> list[tuple[Any, ...]]:
+    """Conditions that read only these devices' spans: a few IN lists for a few devices, none for many."""
+    if not devices:
+        return []
+    if len(devices) > 10 * _IDS_PER_QUERY:
+        return [()]
+    ids = sorted(devices)
+    return [(SPANS.c.device_id.in_(ids[i : i + _IDS_PER_QUERY]),) for i in range(0, len(ids), _IDS_PER_QUERY)]
 
 
 def _from_spans(
@@ -473,9 +487,11 @@ def _overlaps(
     pg = connection.dialect.name == "postgresql"
     lower, upper = (sa.func.greatest, sa.func.least) if pg else (sa.func.max, sa.func.min)
     lo_value, hi_value = sa.literal(lo, UTCDateTime()), sa.literal(hi, UTCDateTime())
-    overlap = _epoch(connection, upper(sa.func.coalesce(SPANS.c.ended_at, hi_value), hi_value)) - _epoch(
+    overlap: Any = _epoch(connection, upper(sa.func.coalesce(SPANS.c.ended_at, hi_value), hi_value)) - _epoch(
         connection, lower(SPANS.c.started_at, lo_value)
     )
+    if not pg:  # julianday is a double of days: exact to about 0.1 ms, so each span is rounded to the ms
+        overlap = sa.func.round(overlap, 3)
     query = (
         sa.select(
             DEVICES.c.commune_code,
@@ -516,16 +532,17 @@ def _add_outages(
     windows: dict[int, list[Interval]],
 ) -> None:
     """Count the outages (down spans) overlapping the period, outside maintenance."""
-    for span in spans_between(connection, start, end, SPANS.c.state == "down"):
-        device = devices.get(span.device_id)
-        if device is None:
-            continue
-        one = [Span(span.state, span.started_at, span.ended_at)]
-        figures = device_figures(
-            one, start, end, counts_from=device.counts_from, maintenance=windows.get(device.id, ())
-        )
-        if figures.outages.count:
-            grouping.row(groups, device).figures.outages.merge(figures.outages)
+    for conditions in _by_ids(devices):
+        for span in spans_between(connection, start, end, SPANS.c.state == "down", *conditions):
+            device = devices.get(span.device_id)
+            if device is None:
+                continue
+            one = [Span(span.state, span.started_at, span.ended_at)]
+            figures = device_figures(
+                one, start, end, counts_from=device.counts_from, maintenance=windows.get(device.id, ())
+            )
+            if figures.outages.count:
+                grouping.row(groups, device).figures.outages.merge(figures.outages)
 
 
 def _count_devices(groups: dict[str, UptimeRow], grouping: _Grouping, devices: dict[int, CountedDevice]) -> None:

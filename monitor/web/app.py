@@ -54,7 +54,7 @@ class DatabaseProbe:
             connection.execute(sa.text("SELECT 1"))
 
     async def check(self) -> str:
-        """"ok", "busy" (no answer in time: locked, or every connection in use) or "unreachable"."""
+        """ "ok", "busy" (no answer in time: locked, or every connection in use) or "unreachable"."""
         if self._pending is None or self._pending.done():
             self._pending = self._executor.submit(self._ask)
         try:

@@ -204,9 +204,7 @@ async def alertmanager_webhook(
         raise InvalidInput("not an Alertmanager webhook payload (version 4)", problems) from exc
 
     def apply() -> Any:
-        result = receive(
-            payload, session=session, now=utcnow(), rules=rules, ticket_policy=policy
-        )
+        result = receive(payload, session=session, now=utcnow(), rules=rules, ticket_policy=policy)
         session.commit()
         return result
 

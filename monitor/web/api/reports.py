@@ -1,4 +1,5 @@
-"""Reports API: uptime from the state history (JSON, CSV or XLSX), scoped like every list."""
+"""Reports API: uptime from the state history and SLA figures from the tickets (JSON, CSV or XLSX), scoped
+like every list."""
 
 from __future__ import annotations
 
@@ -9,9 +10,10 @@ from fastapi import Query, Response
 
 from monitor.db import utcnow
 from monitor.health.queries import get_device
-from monitor.reports.export import MEDIA_TYPES, render
-from monitor.reports.schemas import UptimeReportPublic
+from monitor.reports.export import MEDIA_TYPES, render, render_sla
+from monitor.reports.schemas import SlaReportPublic, UptimeReportPublic
 from monitor.reports.service import GroupBy, catch_up, uptime_report
+from monitor.reports.sla import SlaBy, sla_report
 from monitor.web.bodies import api_router
 from monitor.web.deps import EngineDep, PrincipalDep, ScopedList, SessionDep, SettingsDep
 from monitor.web.openapi import problems
@@ -69,6 +71,33 @@ def get_uptime(
     if format == "json":
         return Response(body, media_type=MEDIA_TYPES["json"])
     name = f"uptime-{from_.isoformat()}-{to.isoformat()}.{format}"
+    return Response(
+        body, media_type=MEDIA_TYPES[format], headers={"Content-Disposition": f'attachment; filename="{name}"'}
+    )
+
+
+@router.get(
+    "/sla",
+    response_model=SlaReportPublic,
+    responses={200: {"content": _FILES}, **problems(401, 404, 422)},
+)
+def get_sla(
+    session: SessionDep,
+    scope: ScopedList,
+    from_: Annotated[date, Query(alias="from", description="first day tickets were opened, YYYY-MM-DD")],
+    to: Annotated[date, Query(description="last day, included")],
+    by: SlaBy = SlaBy.DISTRICT,
+    format: Literal["json", "csv", "xlsx"] = "json",
+    lang: Literal["vi", "en"] = "vi",
+) -> Response:
+    """SLA figures of the repair tickets opened over local days `from`..`to`, by district, priority, kind of
+    device or month: opened, resolved, reopened, breached and the breach rate, mean time to acknowledge and
+    to repair (summed over a ticket's reopenings)."""
+    report = sla_report(session, from_, to, by=by, districts=scope.district_codes)
+    body = render_sla(report, format, utcnow(), lang)
+    if format == "json":
+        return Response(body, media_type=MEDIA_TYPES["json"])
+    name = f"sla-{from_.isoformat()}-{to.isoformat()}.{format}"
     return Response(
         body, media_type=MEDIA_TYPES[format], headers={"Content-Disposition": f'attachment; filename="{name}"'}
     )

@@ -84,9 +84,7 @@ def list_tickets(
 @router.post("", response_model=TicketPublic, status_code=201, responses=problems(404, 409))
 def create_ticket(body: TicketCreate, session: SessionDep, principal: Officer, policy: TicketPolicyDep) -> Any:
     """Record a report from a commune (with or without a device); routed to the responsible district."""
-    ticket = service.create_manual_ticket(
-        body, actor=principal.user.id, session=session, now=utcnow(), policy=policy
-    )
+    ticket = service.create_manual_ticket(body, actor=principal.user.id, session=session, now=utcnow(), policy=policy)
     if not principal.scope.allows(ticket.district_code):
         session.rollback()
         raise HTTPException(404, "no such commune or device in your district")
