@@ -13,6 +13,7 @@ from monitor.auth.models import User, UserSession
 from monitor.health.models import DeviceHealthRow, StateChange
 from monitor.inventory.models import BroadcastSystem, Commune, Device, District
 from monitor.reports.models import StateSpan, UptimeDaily, UptimeDay
+from monitor.reports.training import TrainingAttendee, TrainingSession
 from monitor.tickets.models import (
     InspectionSchedule,
     Ticket,
@@ -43,6 +44,8 @@ __all__ = [
     "TicketCounter",
     "TicketEvent",
     "TicketPause",
+    "TrainingAttendee",
+    "TrainingSession",
     "UptimeDaily",
     "UptimeDay",
     "User",

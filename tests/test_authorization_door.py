@@ -18,7 +18,14 @@ from monitor.web import deps
 from monitor.web.app import create_app
 from tests.conftest import TEST_SECRET, login
 
-DOORS = {deps.visible_ticket, deps.visible_device, deps.visible_commune, deps.visible_problem, deps.visible_window}
+DOORS = {
+    deps.visible_ticket,
+    deps.visible_device,
+    deps.visible_commune,
+    deps.visible_problem,
+    deps.visible_window,
+    deps.visible_training,
+}
 # Path parameters that name no district's thing, and why.
 NOT_DISTRICT_DATA = {
     "device_code": "a device's own heartbeat, authenticated by the device's token",
@@ -26,7 +33,13 @@ NOT_DISTRICT_DATA = {
     "attachment_id": "always beside {code}, a ticket looked up through the door",
     "year": "a year; the rows are filtered by the caller's scope",
 }
-LISTS = ["/api/v1/tickets", "/api/v1/problems", "/api/v1/devices", "/api/v1/communes"]
+LISTS = [
+    "/api/v1/tickets",
+    "/api/v1/problems",
+    "/api/v1/devices",
+    "/api/v1/communes",
+    "/api/v1/training/sessions",
+]
 
 
 def _calls(dependant: Dependant) -> Iterator[object]:

@@ -1,7 +1,7 @@
 """The `monitor` command (Typer): run the service, its demo, and manage the database and the fleet.
 
 One module per command group: `main` (the app itself: demo, serve, dispatch, collect, status), `db`, `fleet`,
-`users`, `tickets`, `report`; `simulate` comes from monitor/simulator/cli.py, `dashboards` from
+`users`, `tickets`, `report`, `training`; `simulate` comes from monitor/simulator/cli.py, `dashboards` from
 monitor/grafana/cli.py.
 `_common` holds what they share (settings, a migrated engine, logging). `app` is the entry point
 (`monitor = "monitor.cli:app"` in pyproject.toml) and the only name exported.
@@ -14,6 +14,7 @@ from monitor.cli.fleet import fleet_app
 from monitor.cli.main import app
 from monitor.cli.report import report_app
 from monitor.cli.tickets import tickets_app
+from monitor.cli.training import training_app
 from monitor.cli.users import users_app
 from monitor.grafana.cli import dashboards_app
 from monitor.simulator.cli import simulate_app
@@ -23,6 +24,7 @@ app.add_typer(fleet_app, name="fleet")
 app.add_typer(users_app, name="users")
 app.add_typer(tickets_app, name="tickets")
 app.add_typer(report_app, name="report")
+app.add_typer(training_app, name="training")
 app.add_typer(simulate_app, name="simulate")
 app.add_typer(dashboards_app, name="dashboards")
 

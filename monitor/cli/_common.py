@@ -20,6 +20,12 @@ def fail(message: str, code: int = 1) -> NoReturn:
     raise typer.Exit(code)
 
 
+def explain(exc: MonitorError) -> str:
+    """An error as one message, with every problem of a refused input on its own line."""
+    problems = getattr(exc, "problems", None) or []
+    return "\n  ".join([str(exc), *(str(problem) for problem in problems)])
+
+
 def cli_settings(**overrides: object) -> Settings:
     """The settings from the environment (and `overrides`); invalid ones end the command with code 2."""
     try:

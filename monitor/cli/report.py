@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from monitor.cli._common import cli_settings, fail, migrated_engine
+from monitor.cli._common import cli_settings, explain, fail, migrated_engine
 from monitor.db import session_scope, utcnow
 from monitor.errors import MonitorError
 
@@ -68,7 +68,7 @@ def report_uptime(
                 exclude_maintenance=settings.report_exclude_maintenance and not with_maintenance,
             )
     except MonitorError as exc:
-        fail(str(exc), 2)
+        fail(explain(exc), 2)
     _write(render(report, fmt, now, language), output, len(report.rows))
 
 
@@ -100,7 +100,7 @@ def report_sla(
         with session_scope(engine) as session:
             report = sla_report(session, first, last, by=grouping, districts=None if district is None else [district])
     except MonitorError as exc:
-        fail(str(exc), 2)
+        fail(explain(exc), 2)
     _write(render_sla(report, fmt, utcnow(), language), output, len(report.rows))
 
 

@@ -24,6 +24,8 @@ from monitor.health.queries import DeviceRow, get_device
 from monitor.inventory.models import Commune
 from monitor.inventory.service import get_commune, get_district
 from monitor.policies import Policies
+from monitor.reports.training import TrainingSession
+from monitor.reports.training import get_session as get_training_session
 from monitor.tickets.models import Ticket
 from monitor.tickets.policy import TicketPolicy
 from monitor.tickets.queries import get_ticket
@@ -175,11 +177,16 @@ def visible_window(window_id: IdPath, session: SessionDep, principal: PrincipalD
     return get_window(window_id, session=session, district_codes=principal.scope.district_codes)
 
 
+def visible_training(session_id: IdPath, session: SessionDep, principal: PrincipalDep) -> TrainingSession:
+    return get_training_session(session_id, session=session, district_codes=principal.scope.district_codes)
+
+
 VisibleTicket = Annotated[Ticket, Depends(visible_ticket)]
 VisibleDevice = Annotated[DeviceRow, Depends(visible_device)]
 VisibleCommune = Annotated[tuple[Commune, list[Any]], Depends(visible_commune)]
 VisibleProblem = Annotated[AlertProblem, Depends(visible_problem)]
 VisibleWindow = Annotated[MaintenanceWindow, Depends(visible_window)]
+VisibleTraining = Annotated[TrainingSession, Depends(visible_training)]
 
 
 @dataclass(frozen=True, slots=True)
