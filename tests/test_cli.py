@@ -97,7 +97,7 @@ def test_the_demo_serves_the_province_and_stops_cleanly_on_ctrl_c(tmp_path: Path
     env = {k: v for k, v in os.environ.items() if not k.startswith("MONITOR_")}
     env["MONITOR_DATA_DIR"] = str(tmp_path / "data")
     process = subprocess.Popen(
-        [sys.executable, "-m", "monitor", "demo", "--port", str(port), "--seed", "3"],
+        [sys.executable, "-m", "monitor", "demo", "--port", str(port), "--seed", "3", "--no-history"],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,

@@ -11,7 +11,7 @@ from sqlmodel import col, select
 
 from monitor.cli._common import cli_settings, configure_logging, fail, migrated_engine, production_settings
 from monitor.config import Mode
-from monitor.db import make_engine, session_scope, upgrade
+from monitor.db import make_engine, session_scope, upgrade, utcnow
 from monitor.inventory.choices import UnitStructure
 
 app = typer.Typer(
@@ -34,6 +34,9 @@ def demo(
     scenario: Annotated[
         list[str] | None, typer.Option(help="simulator scenarios, e.g. uplink-down:06613 (default: random faults)")
     ] = None,
+    history: Annotated[
+        bool, typer.Option(help="give a fresh demo a year of history: outages, tickets, costs, training (~20 s, once)")
+    ] = True,
 ) -> None:
     """Run the whole service in one process on SQLite, with the simulated Lạng Sơn fleet.
 
@@ -58,6 +61,13 @@ def demo(
     with session_scope(engine) as session:
         result = seed_demo(session=session, seed=seed, structure=structure, ports=ports)
         seed_cast(session=session)
+        if history and result.created:
+            from monitor.reports.backfill import backfill_year
+
+            typer.echo("writing a year of history for the reports (once, about 20 s)…")
+            year = backfill_year(session, seed=seed, now=utcnow())
+            done = f"{year.outages:,} outages, {year.tickets:,} tickets, {year.training_sessions} training sessions"
+            typer.echo(f"history: {done}")
         districts = {d.code: d.name for d in session.exec(select(District))}
         # a device the printed officer and technician of Cao Lộc can see, polled over HTTP
         example = session.exec(
