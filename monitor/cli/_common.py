@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from datetime import date
 from typing import NoReturn
 
 import typer
@@ -18,6 +19,14 @@ def fail(message: str, code: int = 1) -> NoReturn:
     """Say what went wrong on standard error, in red, and end the command with `code`."""
     typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
     raise typer.Exit(code)
+
+
+def parse_day(text: str, option: str) -> date:
+    """A YYYY-MM-DD option, or the command ends with a line naming the option."""
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        fail(f"{option}: a date as YYYY-MM-DD, not {text!r}", 2)
 
 
 def explain(exc: MonitorError) -> str:

@@ -3,26 +3,35 @@
 from __future__ import annotations
 
 import sys
-from datetime import date
+from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 import typer
 
-from monitor.cli._common import cli_settings, explain, fail, migrated_engine
+from monitor.cli._common import cli_settings, explain, fail, migrated_engine, parse_day
 from monitor.db import session_scope, utcnow
 from monitor.errors import MonitorError
+
+E = TypeVar("E", bound=StrEnum)
 
 report_app = typer.Typer(
     help="Reports: uptime from the state history, SLA figures from the tickets.", no_args_is_help=True
 )
 
 
-def _day(text: str, option: str) -> date:
+def _checked(fmt: str, output: Path | None, choices: type[E], by: str) -> E:
+    """The grouping asked for; ends the command with a clear line for a bad format, grouping or output."""
+    from monitor.reports.export import FORMATS
+
+    if fmt not in FORMATS:
+        fail(f"--format: one of {', '.join(FORMATS)}", 2)
+    if fmt == "xlsx" and output is None:
+        fail("--format xlsx needs --output FILE", 2)
     try:
-        return date.fromisoformat(text)
+        return choices(by)
     except ValueError:
-        fail(f"{option}: a date as YYYY-MM-DD, not {text!r}", 2)
+        fail(f"--by: one of {', '.join(choice.value for choice in choices)}", 2)
 
 
 @report_app.command("uptime")
@@ -40,17 +49,10 @@ def report_uptime(
     ] = False,
 ) -> None:
     """Uptime from the state history over a period, as CSV, XLSX or JSON."""
-    from monitor.reports.export import FORMATS, render
+    from monitor.reports.export import render
     from monitor.reports.service import GroupBy, keep_up, uptime_report
 
-    if fmt not in FORMATS:
-        fail(f"--format: one of {', '.join(FORMATS)}", 2)
-    if fmt == "xlsx" and output is None:
-        fail("--format xlsx needs --output FILE", 2)
-    try:
-        grouping = GroupBy(by)
-    except ValueError:
-        fail(f"--by: one of {', '.join(g.value for g in GroupBy)}", 2)
+    grouping = _checked(fmt, output, GroupBy, by)
     settings = cli_settings()
     engine = migrated_engine(settings)
     now = utcnow()
@@ -59,8 +61,8 @@ def report_uptime(
         with session_scope(engine) as session:
             report = uptime_report(
                 session,
-                _day(from_, "--from"),
-                _day(to, "--to"),
+                parse_day(from_, "--from"),
+                parse_day(to, "--to"),
                 now=now,
                 by=grouping,
                 districts=None if district is None else [district],
@@ -83,18 +85,11 @@ def report_sla(
     language: Annotated[str, typer.Option(help="vi or en headers")] = "vi",
 ) -> None:
     """SLA figures of the repair tickets opened over a period, as CSV, XLSX or JSON."""
-    from monitor.reports.export import FORMATS, render_sla
+    from monitor.reports.export import render_sla
     from monitor.reports.sla import SlaBy, sla_report
 
-    if fmt not in FORMATS:
-        fail(f"--format: one of {', '.join(FORMATS)}", 2)
-    if fmt == "xlsx" and output is None:
-        fail("--format xlsx needs --output FILE", 2)
-    try:
-        grouping = SlaBy(by)
-    except ValueError:
-        fail(f"--by: one of {', '.join(g.value for g in SlaBy)}", 2)
-    first, last = _day(from_, "--from"), _day(to, "--to")
+    grouping = _checked(fmt, output, SlaBy, by)
+    first, last = parse_day(from_, "--from"), parse_day(to, "--to")
     engine = migrated_engine(cli_settings())
     try:
         with session_scope(engine) as session:

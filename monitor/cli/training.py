@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from monitor.cli._common import cli_settings, explain, fail, migrated_engine
+from monitor.cli._common import cli_settings, explain, fail, migrated_engine, parse_day
 from monitor.db import session_scope
 from monitor.errors import MonitorError
 from monitor.i18n import format_date
@@ -15,13 +15,6 @@ from monitor.i18n import format_date
 training_app = typer.Typer(
     help="Training register: sessions, attendees, coverage of the communes.", no_args_is_help=True
 )
-
-
-def _day(text: str, option: str) -> date:
-    try:
-        return date.fromisoformat(text)
-    except ValueError:
-        fail(f"{option}: a date as YYYY-MM-DD, not {text!r}", 2)
 
 
 @training_app.command("add")
@@ -35,7 +28,7 @@ def training_add(
     """Record a training session; prints its id, for `monitor training attend`."""
     from monitor.reports import training
 
-    day = _day(held_on, "--date")
+    day = parse_day(held_on, "--date")
     engine = migrated_engine(cli_settings())
     try:
         with session_scope(engine) as session:

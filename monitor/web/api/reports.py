@@ -31,6 +31,14 @@ _FILES = {
 }
 
 
+def _file(body: bytes, fmt: str, stem: str) -> Response:
+    """JSON as an answer; CSV and XLSX as a file to save."""
+    if fmt == "json":
+        return Response(body, media_type=MEDIA_TYPES["json"])
+    headers = {"Content-Disposition": f'attachment; filename="{stem}.{fmt}"'}
+    return Response(body, media_type=MEDIA_TYPES[fmt], headers=headers)
+
+
 @router.get(
     "/uptime",
     response_model=UptimeReportPublic,
@@ -68,12 +76,7 @@ def get_uptime(
         exclude_maintenance=settings.report_exclude_maintenance,
     )
     body = render(report, format, now, lang)
-    if format == "json":
-        return Response(body, media_type=MEDIA_TYPES["json"])
-    name = f"uptime-{from_.isoformat()}-{to.isoformat()}.{format}"
-    return Response(
-        body, media_type=MEDIA_TYPES[format], headers={"Content-Disposition": f'attachment; filename="{name}"'}
-    )
+    return _file(body, format, f"uptime-{from_.isoformat()}-{to.isoformat()}")
 
 
 @router.get(
@@ -95,9 +98,4 @@ def get_sla(
     to repair (summed over a ticket's reopenings)."""
     report = sla_report(session, from_, to, by=by, districts=scope.district_codes)
     body = render_sla(report, format, utcnow(), lang)
-    if format == "json":
-        return Response(body, media_type=MEDIA_TYPES["json"])
-    name = f"sla-{from_.isoformat()}-{to.isoformat()}.{format}"
-    return Response(
-        body, media_type=MEDIA_TYPES[format], headers={"Content-Disposition": f'attachment; filename="{name}"'}
-    )
+    return _file(body, format, f"sla-{from_.isoformat()}-{to.isoformat()}")
