@@ -124,6 +124,7 @@ def test_csv_and_xlsx_carry_vietnamese_headers_and_the_same_figures(caoloc: Test
         {"from": "2026-03-01"},
         {"from": "9999-12-30", "to": "9999-12-31"},
         {"from": "0001-01-01", "to": "0001-01-02"},
+        {"from": "0", "to": "1700000000"},
     ],
 )
 def test_a_bad_period_is_a_clear_problem(admin: TestClient, params: dict[str, str]) -> None:

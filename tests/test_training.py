@@ -107,3 +107,9 @@ def test_the_cli_records_and_lists(demo_cast: Engine, monkeypatch: pytest.Monkey
     assert "03/09/2026" in listed.stdout and "communes with a trained officer: 1/" in listed.stdout
     refused = runner.invoke(app, ["training", "attend", session_id, "--name", "X", "--commune", "06187"])
     assert refused.exit_code == 2 and "commune_code" in refused.output
+
+
+def test_a_day_is_written_as_a_day(client: TestClient) -> None:
+    admin = login(client, "admin")
+    assert client.get("/api/v1/training/sessions", params={"to": "0"}, headers=admin).status_code == 422
+    assert client.get("/api/v1/training/sessions", params={"to": "2026-12-31"}, headers=admin).status_code == 200

@@ -3,7 +3,6 @@ like every list."""
 
 from __future__ import annotations
 
-from datetime import date
 from typing import Annotated, Literal
 
 from fastapi import Query, Response
@@ -17,10 +16,10 @@ from monitor.reports.sla import SlaBy, sla_report
 from monitor.web.bodies import api_router
 from monitor.web.deps import EngineDep, PrincipalDep, ScopedList, SessionDep, SettingsDep
 from monitor.web.openapi import problems
+from monitor.web.params import Day
 
 router = api_router(prefix="/api/v1/reports", tags=["reports"])
 
-Day = Annotated[date, Query(description="a day, YYYY-MM-DD, in Vietnam time")]
 DeviceCode = Annotated[
     str | None,
     Query(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$", description="only this device (404 if not yours)"),
@@ -50,8 +49,8 @@ def get_uptime(
     scope: ScopedList,
     settings: SettingsDep,
     engine: EngineDep,
-    from_: Annotated[date, Query(alias="from", description="first day, YYYY-MM-DD, Vietnam time")],
-    to: Annotated[date, Query(description="last day, included")],
+    from_: Annotated[Day, Query(alias="from", description="first day, YYYY-MM-DD, Vietnam time")],
+    to: Annotated[Day, Query(description="last day, included")],
     by: GroupBy = GroupBy.DISTRICT,
     device: DeviceCode = None,
     format: Literal["json", "csv", "xlsx"] = "json",
@@ -87,8 +86,8 @@ def get_uptime(
 def get_sla(
     session: SessionDep,
     scope: ScopedList,
-    from_: Annotated[date, Query(alias="from", description="first day tickets were opened, YYYY-MM-DD")],
-    to: Annotated[date, Query(description="last day, included")],
+    from_: Annotated[Day, Query(alias="from", description="first day tickets were opened, YYYY-MM-DD")],
+    to: Annotated[Day, Query(description="last day, included")],
     by: SlaBy = SlaBy.DISTRICT,
     format: Literal["json", "csv", "xlsx"] = "json",
     lang: Literal["vi", "en"] = "vi",

@@ -15,6 +15,7 @@ from monitor.reports.training import AttendeeRole
 from monitor.web.bodies import api_router
 from monitor.web.deps import ScopedList, SessionDep, VisibleTraining, require_roles
 from monitor.web.openapi import problems
+from monitor.web.params import Day
 
 router = api_router(prefix="/api/v1/training", tags=["training"])
 Writer = Annotated[Any, Depends(require_roles(Role.ADMIN, Role.OFFICER))]
@@ -74,12 +75,12 @@ def _public(record: training.TrainingSession, count: int) -> SessionPublic:
     return SessionPublic.model_validate({**record.model_dump(), "attendee_count": count})
 
 
-@router.get("/sessions", response_model=list[SessionPublic])
+@router.get("/sessions", response_model=list[SessionPublic], responses=problems(404, 422))
 def list_sessions(
     session: SessionDep,
     scope: ScopedList,
-    from_: Annotated[date | None, Query(alias="from", description="held on or after this day")] = None,
-    to: Annotated[date | None, Query(description="held on or before this day")] = None,
+    from_: Annotated[Day | None, Query(alias="from", description="held on or after this day")] = None,
+    to: Annotated[Day | None, Query(description="held on or before this day")] = None,
 ) -> list[SessionPublic]:
     """The training sessions of your districts, newest first, with their numbers of attendees."""
     rows = training.list_sessions(session=session, district_codes=scope.district_codes, first=from_, last=to)
@@ -124,8 +125,8 @@ def add_attendee(
 def get_coverage(
     session: SessionDep,
     scope: ScopedList,
-    from_: Annotated[date, Query(alias="from", description="first day, YYYY-MM-DD")],
-    to: Annotated[date, Query(description="last day, included")],
+    from_: Annotated[Day, Query(alias="from", description="first day, YYYY-MM-DD")],
+    to: Annotated[Day, Query(description="last day, included")],
 ) -> CoveragePublic:
     """The share of communes whose grassroots information officer attended a session over the period (the
     plan targets every one)."""
