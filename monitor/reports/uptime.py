@@ -172,14 +172,14 @@ def uptime_report(
         exact = {i: d for i, d in devices.items() if i not in bulk}
         sample = {(d.commune_code, d.kind): d for d in devices.values()}
         for lo, hi in live:
-            for row in _overlaps(connection, lo, hi, devices, bulk, exact):
+            for row in _overlaps(connection, lo, hi, bulk, exact):
                 grouping.row(groups, sample[(row.commune_code, row.kind)]).figures.seconds.add(
                     row.state, float(row.seconds)
                 )
         for device_id, figures in _from_spans(connection, exact, live, {}).items():
             grouping.row(groups, devices[device_id]).figures.seconds.merge(figures.seconds)
         _move_maintenance(connection, groups, grouping, devices, muted)
-        for row in _overlaps(connection, start, end, devices, bulk, exact, state="down"):
+        for row in _overlaps(connection, start, end, bulk, exact, state="down"):
             outages = grouping.row(groups, sample[(row.commune_code, row.kind)]).figures.outages
             outages.merge(OutageStats(int(row.count), float(row.longest), float(row.seconds)))
         _add_outages(connection, groups, grouping, exact, start, end, muted)
@@ -474,7 +474,6 @@ def _overlaps(
     connection: Any,
     lo: datetime,
     hi: datetime,
-    devices: dict[int, CountedDevice],
     bulk: dict[int, CountedDevice],
     exact: dict[int, CountedDevice],
     *,
@@ -514,10 +513,11 @@ def _overlaps(
         query = query.where(SPANS.c.state == state)
     if exact:
         query = query.where(DEVICES.c.id.not_in(sorted(exact)))
-    if len(bulk) < len(devices) - len(exact):  # the report is narrower than the whole fleet
-        codes = sorted({d.commune_code for d in bulk.values()})
-        kinds = sorted({d.kind for d in bulk.values()})
-        query = query.where(DEVICES.c.commune_code.in_(codes), DEVICES.c.kind.in_(kinds))
+    # the report's communes and kinds (at most a province's 200 and a few kinds): a district's report reads
+    # its district's spans only
+    codes = sorted({d.commune_code for d in bulk.values()})
+    kinds = sorted({d.kind for d in bulk.values()})
+    query = query.where(DEVICES.c.commune_code.in_(codes), DEVICES.c.kind.in_(kinds))
     wanted = {(d.commune_code, d.kind) for d in bulk.values()}
     return [row for row in connection.execute(query) if (row.commune_code, row.kind) in wanted]
 
