@@ -130,6 +130,51 @@ class Settings(BaseSettings):
     report_rollup_lag_s: float = Field(
         default=300, ge=0, description="a day is rolled up this long after it ended (late heartbeats, flushes)"
     )
+    # The yearly review of the stations and the budget basis (monitor/reports/review.py).
+    report_replace_after_years: int = Field(
+        default=8, ge=1, le=50, description="a device older than this is flagged for replacement"
+    )
+    report_replace_after_repairs: int = Field(
+        default=3, ge=1, le=100, description="a device repaired more often than this in the period is flagged"
+    )
+    report_replace_below_availability: float = Field(
+        default=0.95, gt=0, le=1, description="a device less available than this over the period is flagged"
+    )
+    report_costs_file: Path | None = Field(
+        default=None,
+        description="YAML of unit costs for the next year's estimate (default: examples/report-costs.yaml's values)",
+    )
+    # The plan's annual results report (monitor/reports/annual.py).
+    report_period_start: str = Field(
+        default="01-01",
+        pattern=r"^(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])$",
+        description="MM-DD the reporting year starts on; 12-15 counts from 15 December of the year before",
+    )
+    report_district_due: str = Field(
+        default="12-15", pattern=r"^(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])$", description="districts report by (MM-DD)"
+    )
+    report_province_due: str = Field(
+        default="12-20", pattern=r"^(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])$", description="the province reports by"
+    )
+    report_reminder_days: int = Field(
+        default=5, ge=0, le=60, description="remind the districts and the province this many days before each due date"
+    )
+    report_place: str = Field(default="Lạng Sơn", max_length=60, description="place in the report's date line")
+    report_province_parent: str = Field(default="UBND TỈNH LẠNG SƠN", max_length=120)
+    report_province_body: str = Field(default="SỞ VĂN HÓA, THỂ THAO VÀ DU LỊCH", max_length=120)
+    report_province_symbol: str = Field(default="SVHTTDL", max_length=20, description="Số: …/BC-SVHTTDL")
+    report_district_body: str = Field(default="PHÒNG VĂN HÓA VÀ THÔNG TIN", max_length=120)
+    report_district_symbol: str = Field(default="VHTT", max_length=20, description="Số: …/BC-VHTT")
+    report_province_signer: str = Field(default="GIÁM ĐỐC", max_length=60, description="signer's title, province")
+    report_district_signer: str = Field(default="TRƯỞNG PHÒNG", max_length=60, description="signer's title, district")
+    report_province_recipients: list[str] = Field(
+        default=["Bộ Văn hóa, Thể thao và Du lịch (b/c)", "UBND tỉnh (b/c)", "UBND các huyện, thành phố", "Lưu: VT"],
+        description="the province report's 'Nơi nhận', one line each",
+    )
+    report_district_recipients: list[str] = Field(
+        default=["Sở Văn hóa, Thể thao và Du lịch (b/c)", "UBND huyện (b/c)", "Lưu: VT"],
+        description="a district report's 'Nơi nhận', one line each",
+    )
 
     # --- collection ---
     profiles_dir: Path | None = Field(default=None, description="folder of the operator's own device profiles")

@@ -13,6 +13,7 @@ from monitor.auth.models import User, UserSession
 from monitor.health.models import DeviceHealthRow, StateChange
 from monitor.inventory.models import BroadcastSystem, Commune, Device, District
 from monitor.reports.models import StateSpan, UptimeDaily, UptimeDay
+from monitor.reports.submission import ReportReminder, ReportSubmission
 from monitor.reports.training import TrainingAttendee, TrainingSession
 from monitor.tickets.models import (
     InspectionSchedule,
@@ -37,6 +38,8 @@ __all__ = [
     "MaintenanceWindow",
     "NotificationChannel",
     "NotificationDelivery",
+    "ReportReminder",
+    "ReportSubmission",
     "StateChange",
     "StateSpan",
     "Ticket",

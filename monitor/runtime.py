@@ -29,6 +29,7 @@ from monitor.failures import FailureReport
 from monitor.inventory.demo import DemoPorts
 from monitor.metrics import CollectorSource, MetricsServer, MetricsSource, collector_exporter, collector_metrics_port
 from monitor.policies import Policies, delivery_policy
+from monitor.reports.reminders import send_report_reminders
 from monitor.reports.service import keep_up
 from monitor.shutdown import Stopper, wait_for_stop
 from monitor.web.app import create_app
@@ -39,6 +40,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 DISPATCH_EVERY_S = 2.0
+REMINDERS_EVERY_S = 3600.0  # the annual report's reminders go by the day: once an hour is plenty
 DEMO_SCENARIOS = ("random-faults:per_day=2",)
 
 
@@ -104,12 +106,28 @@ async def reports_forever(settings: Settings, engine: Engine) -> None:
         await asyncio.sleep(settings.report_rollup_every_s)
 
 
+async def reminders_forever(settings: Settings, engine: Engine, every_s: float = REMINDERS_EVERY_S) -> None:
+    """Queue the annual results report's deadline reminders (each once, whichever process runs it) until cancelled."""
+    failures = FailureReport(log, "queueing the annual report's reminders", every_s)
+    while True:
+        try:
+            queued = await asyncio.to_thread(send_report_reminders, engine, utcnow(), settings)
+            if queued:
+                log.info("annual report reminders queued: %s", ", ".join(f"{k} ({v})" for k, v in queued.items()))
+            failures.worked()
+        except Exception as exc:
+            failures.failed(exc)
+        await asyncio.sleep(every_s)
+
+
 def alert_jobs(settings: Settings, engine: Engine, name: str, stats: DeliveryStats) -> list[Any]:
-    """The dispatcher, the notification worker and the reports' roll-ups, as coroutines to run in the background."""
+    """The dispatcher, the notification worker, the reports' roll-ups and the annual report's reminders, as
+    coroutines to run in the background."""
     return [
         dispatch_forever(make_dispatcher(settings, engine, name)),
         deliver_forever(settings, engine, stats),
         reports_forever(settings, engine),
+        reminders_forever(settings, engine),
     ]
 
 

@@ -25,6 +25,7 @@ DOORS = {
     deps.visible_problem,
     deps.visible_window,
     deps.visible_training,
+    deps.visible_submission,
 }
 # Path parameters that name no district's thing, and why.
 NOT_DISTRICT_DATA = {

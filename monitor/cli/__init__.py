@@ -13,6 +13,7 @@ from monitor.cli.db import db_app
 from monitor.cli.fleet import fleet_app
 from monitor.cli.main import app
 from monitor.cli.report import report_app
+from monitor.cli.report_submissions import register as register_submissions
 from monitor.cli.tickets import tickets_app
 from monitor.cli.training import training_app
 from monitor.cli.users import users_app
@@ -23,6 +24,7 @@ app.add_typer(db_app, name="db")
 app.add_typer(fleet_app, name="fleet")
 app.add_typer(users_app, name="users")
 app.add_typer(tickets_app, name="tickets")
+register_submissions(report_app)  # `report submit` and `report submissions`
 app.add_typer(report_app, name="report")
 app.add_typer(training_app, name="training")
 app.add_typer(simulate_app, name="simulate")

@@ -23,7 +23,18 @@ from monitor.db import ensure_migrated, make_engine
 from monitor.health.store import HealthStore, policy_from_settings
 from monitor.metrics import web_exporter
 from monitor.policies import Policies
-from monitor.web.api import alerts, auth, heartbeats, inventory, metrics, notifications, reports, tickets, training
+from monitor.web.api import (
+    alerts,
+    auth,
+    heartbeats,
+    inventory,
+    metrics,
+    notifications,
+    report_submissions,
+    reports,
+    tickets,
+    training,
+)
 from monitor.web.docs import install_docs
 from monitor.web.guard import GuardLimits, RequestGuard
 from monitor.web.openapi import install_openapi
@@ -134,6 +145,7 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
     app.include_router(notifications.router)
     app.include_router(tickets.router)
     app.include_router(reports.router)
+    app.include_router(report_submissions.router)
     app.include_router(training.router)
 
     @app.get("/healthz", tags=["service"])

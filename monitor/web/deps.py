@@ -24,12 +24,13 @@ from monitor.health.queries import DeviceRow, get_device
 from monitor.inventory.models import Commune
 from monitor.inventory.service import get_commune, get_district
 from monitor.policies import Policies
+from monitor.reports.submission import ReportSubmission, get_submission
 from monitor.reports.training import TrainingSession
 from monitor.reports.training import get_session as get_training_session
 from monitor.tickets.models import Ticket
 from monitor.tickets.policy import TicketPolicy
 from monitor.tickets.queries import get_ticket
-from monitor.web.params import IdPath
+from monitor.web.params import IdPath, YearPath
 
 
 def get_engine(request: Request) -> Engine:
@@ -181,12 +182,21 @@ def visible_training(session_id: IdPath, session: SessionDep, principal: Princip
     return get_training_session(session_id, session=session, district_codes=principal.scope.district_codes)
 
 
+def visible_submission(
+    year: YearPath, submission_id: IdPath, session: SessionDep, principal: PrincipalDep
+) -> ReportSubmission:
+    """An uploaded annual report of `year`: another district's, or the province's own for a district's
+    people, is a 404."""
+    return get_submission(submission_id, year=year, session=session, district_codes=principal.scope.district_codes)
+
+
 VisibleTicket = Annotated[Ticket, Depends(visible_ticket)]
 VisibleDevice = Annotated[DeviceRow, Depends(visible_device)]
 VisibleCommune = Annotated[tuple[Commune, list[Any]], Depends(visible_commune)]
 VisibleProblem = Annotated[AlertProblem, Depends(visible_problem)]
 VisibleWindow = Annotated[MaintenanceWindow, Depends(visible_window)]
 VisibleTraining = Annotated[TrainingSession, Depends(visible_training)]
+VisibleSubmission = Annotated[ReportSubmission, Depends(visible_submission)]
 
 
 @dataclass(frozen=True, slots=True)

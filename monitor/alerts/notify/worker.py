@@ -260,7 +260,10 @@ def _compose(rows: list[_Due], now: datetime, policy: DeliveryPolicy) -> Outgoin
         text = "\n".join(f"• {r.subject}" for r in rows)
         return OutgoingMessage(key=key, subject=rows[0].subject, text=text, at=now)
     digest = render_digest(notices, language, limit=policy.digest_items, tz=policy.timezone)
-    return OutgoingMessage(key=key, subject=digest.subject, text=digest.text, at=now, items=items)
+    text = digest.text
+    if len(notices) < len(rows):  # rows that are not problem events (report reminders) are listed too
+        text += "\n\n" + "\n".join(f"• {r.subject}" for r in rows if r.notice is None)
+    return OutgoingMessage(key=key, subject=digest.subject, text=text, at=now, items=items)
 
 
 def _groups(claim: _Claim, now: datetime, policy: DeliveryPolicy) -> list[_Group]:
