@@ -25,6 +25,7 @@ from monitor.errors import ConfigError
 #: Values that mean "nobody set this": refused outside demo mode.
 PLACEHOLDER_SECRETS = frozenset({"", "change-me", "changeme", "secret", "demo"})
 CONFIG_FILE_VARIABLE = "MONITOR_CONFIG_FILE"
+MONTH_DAY = r"^(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])$"  # MM-DD, a day of every year
 
 
 class Mode(StrEnum):
@@ -147,15 +148,11 @@ class Settings(BaseSettings):
     # The plan's annual results report (monitor/reports/annual.py).
     report_period_start: str = Field(
         default="01-01",
-        pattern=r"^(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])$",
+        pattern=MONTH_DAY,
         description="MM-DD the reporting year starts on; 12-15 counts from 15 December of the year before",
     )
-    report_district_due: str = Field(
-        default="12-15", pattern=r"^(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])$", description="districts report by (MM-DD)"
-    )
-    report_province_due: str = Field(
-        default="12-20", pattern=r"^(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])$", description="the province reports by"
-    )
+    report_district_due: str = Field(default="12-15", pattern=MONTH_DAY, description="districts report by (MM-DD)")
+    report_province_due: str = Field(default="12-20", pattern=MONTH_DAY, description="the province reports by")
     report_reminder_days: int = Field(
         default=5, ge=0, le=60, description="remind the districts and the province this many days before each due date"
     )

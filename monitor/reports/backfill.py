@@ -3,8 +3,10 @@
 `backfill_year` writes, for every device of a fresh demo database, a year of state history (as state
 changes already handled and as spans), opens and works a repair ticket through the ticket service for each
 outage that lasted an hour or more (acknowledged, started, resolved by the district's technician or on
-recovery, some with parts and costs), and records each district's training sessions. The same seed gives
-the same year. Nothing here runs outside the demo: production history comes from the collectors.
+recovery, some with parts and costs), records each district's training sessions, and gives each district
+its inspection schedules (radio clusters once a year per commune, bulletin boards each quarter) whose
+planned tickets are opened by the planned-work job and mostly done on time, some late, a few left overdue.
+The same seed gives the same year. Nothing here runs outside the demo: production history comes from the collectors.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import logging
 import random
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, time, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -21,7 +23,7 @@ from sqlmodel import Session, col, select
 
 from monitor.auth.models import User
 from monitor.health.models import StateChange
-from monitor.i18n import local_date
+from monitor.i18n import LOCAL_ZONE, local_date
 from monitor.inventory.models import Commune, Device
 from monitor.priority import Priority
 from monitor.reports.models import StateSpan
@@ -30,7 +32,9 @@ from monitor.tickets import service
 from monitor.tickets.choices import ProblemScope
 from monitor.tickets.lifecycle import ProblemReport
 from monitor.tickets.models import Ticket
+from monitor.tickets.planned import occurrence_due
 from monitor.tickets.policy import TicketPolicy
+from monitor.tickets.schemas import InspectionScheduleCreate
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +65,7 @@ class BackfillResult:
     outages: int
     tickets: int
     training_sessions: int
+    inspections: int = 0
 
 
 def _periods(
@@ -134,14 +139,16 @@ def backfill_year(session: Session, *, seed: int, now: datetime, days: int = 365
         connection.execute(CHANGES.insert(), changes[chunk : chunk + 5000])
     tickets = _tickets(session, rng, outages, technicians, district_of, now)
     sessions = _training(session, rng, district_of, start, now)
+    inspections = _inspections(session, rng, technicians, district_of, start, now)
     log.info(
-        "demo history: %d devices, %d outages, %d tickets, %d training sessions",
+        "demo history: %d devices, %d outages, %d tickets, %d training sessions, %d planned inspections",
         len(devices),
         len(outages),
         tickets,
         sessions,
+        inspections,
     )
-    return BackfillResult(len(devices), len(outages), tickets, sessions)
+    return BackfillResult(len(devices), len(outages), tickets, sessions, inspections)
 
 
 def _change(device_id: int, old: str, new: str, at: datetime) -> dict[str, Any]:
@@ -285,6 +292,87 @@ def _training(session: Session, rng: random.Random, district_of: dict[str, str],
             count += 1
     session.flush()
     return count
+
+
+#: Each district's inspection schedules: (name, kind of device, one ticket per, every how many months).
+SCHEDULES = (
+    ("Kiểm tra định kỳ cụm loa", "radio_cluster", ProblemScope.COMMUNE, 12),
+    ("Vệ sinh, kiểm tra bảng tin điện tử", "bulletin_board", ProblemScope.DEVICE, 3),
+)
+INSPECTION_NOTES = (
+    "Đã kiểm tra, vệ sinh loa và siết lại đầu nối",
+    "Đã kiểm tra nguồn, tiếp địa và kết nối",
+    "Đã vệ sinh màn hình, cập nhật phần mềm bộ phát",
+)
+
+
+def _inspections(
+    session: Session,
+    rng: random.Random,
+    technicians: dict[str, int],
+    district_of: dict[str, str],
+    start: datetime,
+    now: datetime,
+) -> int:
+    """Each district's inspection schedules and the planned tickets they opened over the year, worked by its
+    technician: most done before their due day, some late, a few still open past it."""
+    policy = TicketPolicy()
+    first, today = local_date(start), local_date(now)
+    length = (today - first).days
+    lead = max(1, min(30, length // 4))  # a short demo history still gets a few occurrences
+    schedules = []
+    for district in sorted(set(district_of.values())):
+        for name, kind, per, months in SCHEDULES:
+            # the first occurrence opens inside the history, so its whole lead time is seen
+            due = first + timedelta(days=lead + rng.randint(0, max(0, min(length - lead, months * 30) - 1)))
+            data = InspectionScheduleCreate(
+                name=name,
+                description="Kế hoạch kiểm tra, bảo dưỡng định kỳ hệ thống truyền thanh cơ sở",
+                district_code=district,
+                device_kind=kind,
+                per=per,
+                every_months=months,
+                first_due_on=due,
+                lead_days=lead,
+            )
+            schedules.append(service.create_schedule(data, session=session, now=start))
+    opening_days: set[date] = set()
+    for schedule in schedules:
+        occurrence = 0
+        while (due := occurrence_due(schedule, occurrence)) - timedelta(days=lead) <= today:
+            opening_days.add(due - timedelta(days=lead))
+            occurrence += 1
+    opened: list[Ticket] = []
+    for day in sorted(opening_days):  # as the daily job would have, each morning an occurrence opens
+        at = datetime.combine(day, time(7, 30), tzinfo=LOCAL_ZONE).astimezone(start.tzinfo)
+        opened += service.open_planned_tickets(day, session=session, policy=policy, now=min(at, now))
+    late_by_now = now - timedelta(hours=1)
+    for ticket in opened:
+        actor = technicians.get(ticket.district_code)
+        due_at, roll = ticket.resolve_due_at, rng.random()
+        if roll < 0.78:  # done in the last weeks before its due day
+            done = due_at - timedelta(hours=rng.uniform(8, 24 * max(1, min(lead, 20))))
+        elif roll < 0.93:  # done late
+            done = due_at + timedelta(hours=rng.uniform(6, 24 * 25))
+        else:
+            continue  # not done yet: overdue once its day has passed
+        done = max(done, ticket.created_at + timedelta(hours=2))
+        if done > late_by_now:
+            continue
+        started = done - timedelta(hours=rng.uniform(1, 4))
+        service.transition(
+            ticket.code, "start", actor=actor, session=session, now=max(started, ticket.created_at), policy=policy
+        )
+        note = rng.choice(INSPECTION_NOTES)
+        service.transition(ticket.code, "resolve", actor=actor, note=note, session=session, now=done, policy=policy)
+        if done > due_at:
+            ticket.sla_breached, ticket.breached_at = True, due_at  # as the breach job marks it
+    for ticket in opened:  # still open past the due day: as the breach job marks it
+        if ticket.resolved_at is None and ticket.resolve_due_at < now:
+            ticket.sla_breached, ticket.breached_at = True, ticket.resolve_due_at
+    service.close_resolved(now, session=session, policy=policy)
+    session.flush()
+    return len(opened)
 
 
 _FAMILY = ("Hoàng", "Nông", "Lường", "Vi", "Lý", "Hà", "Đinh", "Lộc", "Triệu", "Nguyễn")
