@@ -60,6 +60,17 @@ class Settings(BaseSettings):
 
     cookie_secure: bool = Field(default=True, description="send the session cookie over HTTPS only")
     session_hours: float = Field(default=12, gt=0, le=24 * 30)
+    public_url: str | None = Field(
+        default=None,
+        pattern=r"^https?://[^\s/]+(/[^\s]*)?$",
+        description="the address people open the service at (https://giamsat.example.vn), for links in notifications",
+    )
+    map_tile_url: str | None = Field(
+        default=None,
+        description="map tiles for /map, e.g. a tile server of your own: https://tiles.example.vn/{z}/{x}/{y}.png "
+        "(none by default: the points and commune outlines still show)",
+    )
+    # --- accounts (monitor/auth/) ---
 
     # --- the web process under load and abuse ---
     # Few threads: CPython runs one at a time, and every SQLite call hands the interpreter lock over, so on
