@@ -8,7 +8,7 @@ BIN     = $(VENV)/bin
 PORT   ?= 8000
 SEED   ?= 1
 
-.PHONY: demo test bench install debs lock clean
+.PHONY: demo test bench install debs lock clean messages
 
 $(BIN)/python:
 	@test -n "$(PYTHON)" || { echo "no python3.13, python3.12 or python3.11 found: install one (Debian: python3)"; exit 1; }
@@ -44,6 +44,15 @@ bench: install
 	$(BIN)/python bench/bench_metrics.py
 	$(BIN)/python bench/bench_api.py
 	$(BIN)/python bench/bench_reports.py
+
+# The message catalogue: extract every message of the code and the page templates (babel.cfg), then bring the
+# English catalogue up to date; translate the new entries in monitor/locale/en/LC_MESSAGES/monitor.po.
+# The service reads the .po as it is (nothing to compile); tests/test_catalogue.py fails on a missing English.
+messages: install
+	$(BIN)/pybabel extract -F babel.cfg -k N_ -k _stored --no-location --sort-output \
+		--project lang-son-fleet-monitor -o monitor/locale/monitor.pot .
+	$(BIN)/pybabel update -i monitor/locale/monitor.pot -d monitor/locale -D monitor -l en --no-fuzzy-matching -w 120
+	$(BIN)/pybabel compile -i monitor/locale/en/LC_MESSAGES/monitor.po -o /dev/null --statistics
 
 # One lock for every supported Python (markers keep aiosnmp, a test-only client, to CPython 3.11).
 lock:

@@ -1,7 +1,8 @@
 """How the service speaks to people: Vietnam's time zone, dd/mm/yyyy dates, and the message catalogue.
 
 Pages, reports, notifications and the CLI all show times and words through this module, so that they
-say the same thing the same way. Pure: the standard library only (no I/O), so any package may use it.
+say the same thing the same way. Its only I/O is reading a language's catalogue file once, on first use,
+so any package may use it.
 
     LOCAL_ZONE                      Asia/Ho_Chi_Minh, where the people are (times are stored in UTC)
     to_local(at)                    an instant in Vietnam's zone
@@ -16,9 +17,10 @@ Messages are written in Vietnamese in the code (the source language, Vietnamese 
 *is* its Vietnamese text, so Vietnamese needs no catalogue and anything untranslated reads in
 Vietnamese. Other languages are catalogues from Vietnamese to that language. Messages are `str.format`
 templates (`"Toàn xã ({count} thiết bị)"`), formatted after translation. Every call passes a literal,
-`gettext("...")` or `N_("...")` for text chosen later, so that `pybabel extract -k N_` finds them all;
-the English catalogue below can then become `locale/en/LC_MESSAGES/monitor.po` and `translator` load the
-compiled `.mo` files with `gettext.translation(..., fallback=True)`, its callers unchanged.
+`gettext("...")` or `N_("...")` for text chosen later, so that `pybabel extract` (`make messages`, with
+babel.cfg) finds them all, in the code and in the page templates. The English catalogue is
+`locale/en/LC_MESSAGES/monitor.po`, read as it is (Babel's reader): no compiled `.mo` to build or ship.
+tests/test_catalogue.py fails when a message of the code or the templates has no English.
 
 Text that is stored (ticket and problem titles) is always made with `translator("vi")`, never with the
 language of whoever happened to trigger it.
@@ -32,6 +34,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar, Token
 from datetime import UTC, date, datetime, time
 from functools import cache
+from pathlib import Path
 from types import MappingProxyType
 from zoneinfo import ZoneInfo
 
@@ -132,48 +135,35 @@ def N_(message: str) -> str:  # gettext's own name for it, the one extractors lo
     return message
 
 
-#: Vietnamese (the message ids) to English: notifications, grouped problems, planned work.
-ENGLISH: Mapping[str, str] = MappingProxyType(
-    {
-        # notifications: fields of one event
-        "Sự cố": "Problem",
-        "Phạm vi": "Scope",
-        "Xã": "Commune",
-        "Huyện": "District",
-        "Thiết bị ({count})": "Devices ({count})",
-        "Phiếu sửa chữa": "Repair ticket",
-        "Thời điểm": "Time",
-        "Ghi chú": "Note",
-        "Thiết bị {code}": "Device {code}",
-        "Toàn xã ({count} thiết bị)": "Whole commune ({count} devices)",
-        "Toàn huyện ({count} thiết bị)": "Whole district ({count} devices)",
-        "… và {count} thiết bị khác": "… and {count} more devices",
-        # notifications: digests
-        "{count} sự cố mới ở {place}": "{count} new problems in {place}",
-        "{count} sự cố đã khắc phục ở {place}": "{count} problems resolved in {place}",
-        "{count} sự cố leo thang ở {place}": "{count} problems escalated in {place}",
-        "{count} sự cố đã được tiếp nhận ở {place}": "{count} problems acknowledged in {place}",
-        "{count} thông báo sự cố ở {place}": "{count} problem notifications in {place}",
-        "… và {count} thông báo khác.": "… and {count} more notifications.",
-        "phiếu {code}": "ticket {code}",
-        "toàn tỉnh": "the whole province",
-        "nhiều huyện": "several districts",
-        # notifications: a channel's test message
-        "Thử kênh thông báo «{channel}»": "Test of notification channel «{channel}»",
-        "Đây là tin nhắn thử của kênh thông báo «{channel}», gửi lúc {time}.\n"
-        "Nếu bạn nhận được tin này, kênh đang hoạt động.": "This is a test message of notification channel "
-        "«{channel}», sent at {time}.\nIf you receive it, the channel works.",
-        "— Thông báo tự động của hệ thống giám sát thông tin cơ sở.": "— Automatic notification of the "
-        "grassroots information monitoring service.",
-        # grouped problems (stored in Vietnamese; English for pages that show them translated)
-        "{problem} diện rộng: {place} ({count} thiết bị)": "Widespread {problem}: {place} ({count} devices)",
-        "huyện/khu vực {code}": "district/area {code}",
-        "xã {code}": "commune {code}",
-        "Thiết bị: {members}": "Devices: {members}",
-        # planned work
-        "{schedule} – {target} – hạn {due}": "{schedule} – {target} – due {due}",
+#: Where the catalogues live: `locale/<language>/LC_MESSAGES/monitor.po`, from Vietnamese (the ids) to that language.
+LOCALE_DIR = Path(__file__).parent / "locale"
+
+
+def catalogue_path(language: str) -> Path:
+    """The `.po` file of `language`'s catalogue (pybabel's layout: `make messages` extracts and updates it)."""
+    return LOCALE_DIR / language / "LC_MESSAGES" / f"{DOMAIN}.po"
+
+
+@cache
+def catalogue(language: str) -> Mapping[str, str]:
+    """The translated messages of `language` (id -> text), read once from its `.po` file; Vietnamese is the
+    source and has none. Untranslated and fuzzy entries are left out (they read in Vietnamese)."""
+    if language == DEFAULT_LANGUAGE:
+        return MappingProxyType({})
+    from babel.messages.pofile import read_po  # read once per language and process, at the first message
+
+    with catalogue_path(language).open("rb") as source:
+        entries = read_po(source, locale=language, domain=DOMAIN)
+    messages = {
+        message.id: message.string
+        for message in entries
+        if isinstance(message.id, str)
+        and message.id
+        and isinstance(message.string, str)
+        and message.string
+        and not message.fuzzy
     }
-)
+    return MappingProxyType(messages)
 
 
 class CatalogueTranslations(_gettext.NullTranslations):
@@ -203,12 +193,9 @@ class CatalogueTranslations(_gettext.NullTranslations):
         return {"language": self.language}
 
 
-_CATALOGUES: Mapping[str, Mapping[str, str]] = MappingProxyType({"vi": MappingProxyType({}), "en": ENGLISH})
-
-
 @cache
 def _translations(language: str) -> _gettext.NullTranslations:
-    return CatalogueTranslations(language, _CATALOGUES[language])
+    return CatalogueTranslations(language, catalogue(language))
 
 
 def translator(language: str | None = None) -> _gettext.NullTranslations:

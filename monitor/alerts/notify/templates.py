@@ -108,13 +108,13 @@ def _where(notice: Notice, language: str) -> str:
         return f"{one_line(event.scope_code)} ({', '.join(places)})" if places else one_line(event.scope_code)
     if event.scope is ProblemScope.COMMUNE:
         return ", ".join(places) or one_line(event.scope_code)
-    return notice.district or one_line(event.scope_code) or _gettext(language)("toàn tỉnh")
+    return notice.district or one_line(event.scope_code) or _gettext(language)(N_("toàn tỉnh"))
 
 
 def _members(event: ProblemEvent, language: str) -> str:
     shown = ", ".join(one_line(code) for code in event.members[:MEMBERS_SHOWN])
     hidden = len(event.members) - MEMBERS_SHOWN
-    more = _gettext(language)("… và {count} thiết bị khác")
+    more = _gettext(language)(N_("… và {count} thiết bị khác"))
     return shown + (" " + more.format(count=hidden) if hidden > 0 else "")
 
 
@@ -171,7 +171,7 @@ def _digest_line(notice: Notice, language: str, tz: ZoneInfo) -> str:
         format_datetime(event.at, tz),
     ]
     if event.ticket_code:
-        parts.append(_gettext(language)("phiếu {code}").format(code=one_line(event.ticket_code)))
+        parts.append(_gettext(language)(N_("phiếu {code}")).format(code=one_line(event.ticket_code)))
     return " – ".join(parts)
 
 
