@@ -106,23 +106,7 @@ def list_devices(
     never judged last), then by code; page that order with `offset`.
     """
     parent = sa.orm.aliased(Device)
-    where: list[Any] = []
-    if district_codes is not None:
-        where.append(col(Commune.district_code).in_(district_codes))
-    if filters.district:
-        get_district(filters.district, session=session, district_codes=district_codes)
-        where.append(Commune.district_code == filters.district)
-    if filters.commune:
-        get_commune(filters.commune, session=session, district_codes=district_codes)
-        where.append(Device.commune_code == filters.commune)
-    if filters.kind:
-        where.append(Device.kind == filters.kind.value)
-    if filters.active is not None:
-        where.append(Device.active == filters.active)
-    if filters.q and fold(filters.q):
-        where.append(col(Device.search_text).like(like_pattern(filters.q), escape="\\"))
-    if filters.state is not None:
-        where.append(_health_condition(filters.state))
+    where = device_conditions(filters, session=session, district_codes=district_codes)
     health_join = col(DeviceHealthRow.device_id) == Device.id
     base = select(Device).join(Commune, col(Device.commune_code) == Commune.code)
     if filters.state is not None:  # the count needs the health rows only to filter on them
@@ -145,6 +129,32 @@ def list_devices(
     return [(d, c, p, h) for d, c, p, h in rows], total
 
 
+def device_conditions(
+    filters: DeviceFilter, *, session: Session, district_codes: frozenset[str] | None = None
+) -> list[Any]:
+    """The WHERE conditions of `filters` within `district_codes` (the list's and the export's, written once),
+    over devices joined to their commune and, outer, their health. A district or commune outside
+    `district_codes` is NotFound, like an unknown one."""
+    where: list[Any] = []
+    if district_codes is not None:
+        where.append(col(Commune.district_code).in_(district_codes))
+    if filters.district:
+        get_district(filters.district, session=session, district_codes=district_codes)
+        where.append(Commune.district_code == filters.district)
+    if filters.commune:
+        get_commune(filters.commune, session=session, district_codes=district_codes)
+        where.append(Device.commune_code == filters.commune)
+    if filters.kind:
+        where.append(Device.kind == filters.kind.value)
+    if filters.active is not None:
+        where.append(Device.active == filters.active)
+    if filters.q and fold(filters.q):
+        where.append(col(Device.search_text).like(like_pattern(filters.q), escape="\\"))
+    if filters.state is not None:
+        where.append(_health_condition(filters.state))
+    return where
+
+
 def get_device(code: str, *, session: Session, district_codes: frozenset[str] | None = None) -> DeviceRow:
     """One device with its commune, parent code and health; NotFound for an unknown code or one out of scope."""
     parent = sa.orm.aliased(Device)
@@ -158,6 +168,11 @@ def get_device(code: str, *, session: Session, district_codes: frozenset[str] | 
     if row is None or (district_codes is not None and row[1].district_code not in district_codes):
         raise NotFound("device", code)
     return row[0], row[1], row[2], row[3]
+
+
+def current_health(device_id: int, *, session: Session) -> DeviceHealthRow | None:
+    """The device's current health (state, since when, faults); None if it was never judged."""
+    return session.get(DeviceHealthRow, device_id)
 
 
 def device_state_changes(

@@ -17,12 +17,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence, Set
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
 from sqlmodel import Session, col, func, select
 
+from monitor.durations import format_duration
 from monitor.errors import Conflict, InvalidInput, Problem
 from monitor.priority import Priority
 from monitor.tickets.choices import (
@@ -190,6 +191,16 @@ def _new_ticket(
     )
 
 
+def reopen_note(after: timedelta, window: timedelta, title: str) -> str:
+    """Why a ticket was reopened, in words people read (stored in Vietnamese, like every ticket text):
+    "Sự cố tái diễn 2 giờ 15 phút sau khi được khắc phục (trong thời hạn mở lại 24 giờ). <the problem>"."""
+    return (
+        f"Sự cố tái diễn {format_duration(after)} sau khi được khắc phục "
+        # a window of a day or two is said in hours ("24 giờ"), as the policy is; a longer one in days
+        f"(trong thời hạn mở lại {format_duration(window, days=window > timedelta(hours=48))}). {title}"
+    )
+
+
 def _apply(
     reports: Mapping[str, ProblemReport], contested: list[str], *, session: Session, now: datetime, policy: TicketPolicy
 ) -> dict[str, TicketOutcome]:
@@ -220,7 +231,7 @@ def _apply(
         if TicketStatus(previous.status).is_open:  # reopened by someone else meanwhile
             outcomes[key] = _update(previous, problem, session=session, now=now, policy=policy)
             continue
-        note = f"the problem returned within {policy.reopen_window} of its resolution: {problem.title}"
+        note = reopen_note(now - resolved_at, policy.reopen_window, problem.title)
         reopen(previous, session=session, at=now, actor=None, policy=policy, note=note, priority=problem.priority)
         previous.last_reported_at = now
         outcomes[key] = TicketOutcome(previous, TicketOutcomeAction.REOPENED)

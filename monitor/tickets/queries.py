@@ -70,6 +70,7 @@ class TicketFilters:
     priorities: frozenset[Priority] = frozenset()
     sources: frozenset[TicketSource] = frozenset()
     assignee_id: int | None = None
+    unassigned: bool = False  # only tickets nobody has taken (a technician's "free to take")
     breached: bool | None = None
     text: str | None = None
 
@@ -140,7 +141,8 @@ def decode_cursor(cursor: str) -> tuple[datetime, int]:
         raise InvalidInput("bad cursor", [Problem("after", "not a cursor given by this list")]) from None
 
 
-def _conditions(filters: TicketFilters, district_codes: Collection[str] | None) -> list[Any]:
+def filter_conditions(filters: TicketFilters, district_codes: Collection[str] | None) -> list[Any]:
+    """The WHERE conditions of `filters` within `district_codes`: the list's and the export's, written once."""
     where: list[Any] = []
     if district_codes is not None and len(district_codes) == 1:
         where.append(col(Ticket.district_code) == next(iter(district_codes)))  # one range of the index, in order
@@ -163,6 +165,8 @@ def _conditions(filters: TicketFilters, district_codes: Collection[str] | None) 
         where.append(col(Ticket.source).in_(sorted(s.value for s in filters.sources)))
     if filters.assignee_id is not None:
         where.append(col(Ticket.assignee_id) == filters.assignee_id)
+    if filters.unassigned:
+        where.append(col(Ticket.assignee_id).is_(None))
     if filters.breached is not None:
         where.append(col(Ticket.sla_breached).is_(filters.breached))
     if filters.text is not None and fold(filters.text):
@@ -185,7 +189,7 @@ def list_tickets(
     itself. `limit` is capped at MAX_PAGE.
     """
     limit = max(1, min(limit, MAX_PAGE))
-    query = sa.select(*_SUMMARY_COLUMNS).where(*_conditions(filters, district_codes))
+    query = sa.select(*_SUMMARY_COLUMNS).where(*filter_conditions(filters, district_codes))
     if after is not None:
         due, ticket_id = decode_cursor(after)
         due_param = sa.bindparam("after_due", due, type_=UTCDateTime())

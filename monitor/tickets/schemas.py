@@ -70,6 +70,11 @@ class TransitionRequest(BaseModel):
 
     action: TicketAction
     note: Note = ""
+    confirm: bool = Field(
+        default=False,
+        description="resolve although the ticket's device is still down (without it, that resolve is a 409 "
+        "saying since when the device is down); the history records it",
+    )
 
 
 class AssignmentUpdate(BaseModel):

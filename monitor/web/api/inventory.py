@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Annotated, Literal
 
-from fastapi import Query
+from fastapi import Depends, Query, Response
 
 from monitor.bounds import PRINTABLE
+from monitor.db import utcnow
 from monitor.errors import InvalidInput, Problem
+from monitor.health import export as device_export
 from monitor.health import queries as fleet
 from monitor.health.schemas import DevicePage, DevicePublic, DistrictPublic, StateChangePublic
 from monitor.health.states import DeviceState
@@ -15,7 +18,8 @@ from monitor.inventory import service
 from monitor.inventory.choices import DeviceKind
 from monitor.inventory.schemas import BroadcastSystemPublic, CommuneDetail, CommunePage, CommunePublic
 from monitor.web.bodies import api_router
-from monitor.web.deps import PrincipalDep, ScopedList, SessionDep, VisibleCommune, VisibleDevice
+from monitor.web.deps import EngineDep, PrincipalDep, ScopedList, SessionDep, VisibleCommune, VisibleDevice
+from monitor.web.downloads import EXPORT_CONTENT, ExportFormat, file_name, table_response
 from monitor.web.openapi import problems
 from monitor.web.params import Offset
 
@@ -69,19 +73,29 @@ def get_commune(found: VisibleCommune) -> CommuneDetail:
     )
 
 
-@router.get("/devices", response_model=DevicePage, responses=problems(404))
-def list_devices(
-    session: SessionDep,
-    scope: ScopedList,
+def device_filter(
     commune: Code | None = None,
     kind: DeviceKind | None = None,
     active: bool | None = None,
     state: Annotated[DeviceState | None, Query(description="current health, e.g. down: what is down now")] = None,
+    q: SearchText = None,
+) -> fleet.DeviceFilter:
+    """The devices' filters, the list's and the export's: commune, kind, in use, current state, text."""
+    return fleet.DeviceFilter(commune=commune, kind=kind, q=q, active=active, state=state)
+
+
+DeviceFilters = Annotated[fleet.DeviceFilter, Depends(device_filter)]
+
+
+@router.get("/devices", response_model=DevicePage, responses=problems(404))
+def list_devices(
+    session: SessionDep,
+    scope: ScopedList,
+    filters: DeviceFilters,
     order: Annotated[
         Literal["code", "longest"],
         Query(description="code, or longest: longest in its state first (with state=down: the oldest outages)"),
     ] = "code",
-    q: SearchText = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     after: Annotated[
         str | None, Query(max_length=64, pattern=PRINTABLE, description="last code of the previous page")
@@ -92,11 +106,8 @@ def list_devices(
     text search ignoring accents (`dinh lap` finds Đình Lập). Page with `after` (keyset) or `offset`."""
     if order == "longest" and after is not None:
         raise InvalidInput("`after` pages the order by code", [Problem("after", "use offset with order=longest")])
-    filters = fleet.DeviceFilter(
-        commune=commune, kind=kind, q=q, active=active, state=state, longest_first=order == "longest"
-    )
     rows, total = fleet.list_devices(
-        filters,
+        replace(filters, longest_first=order == "longest"),
         session=session,
         limit=limit,
         after=after,
@@ -106,6 +117,33 @@ def list_devices(
     items = [DevicePublic.build(d, c, p, h) for d, c, p, h in rows]
     next_after = items[-1].code if len(items) == limit and order == "code" else None
     return DevicePage(items=items, total=total, next_after=next_after)
+
+
+# Before `/devices/{code}`: the first route that matches a path wins, and `export` would be read as a device code.
+@router.get(
+    "/devices/export",
+    response_class=Response,
+    responses={200: {"content": EXPORT_CONTENT, "description": "the devices as a file"}, **problems(401, 404, 422)},
+)
+def export_devices(
+    engine: EngineDep,
+    scope: ScopedList,
+    filters: DeviceFilters,
+    format: ExportFormat = "csv",
+    lang: Literal["vi", "en"] = "vi",
+) -> Response:
+    """Every device the list shows with the same filters, with its current health, as CSV (UTF-8 with a BOM,
+    for Excel) or XLSX: headers, kinds, states and faults in Vietnamese (`lang=en`: English), times
+    dd/mm/yyyy HH:MM in Vietnam time, by code. Streamed: any number of devices in little memory."""
+    rows = device_export.device_rows(filters, engine=engine, district_codes=scope.district_codes, language=lang)
+    return table_response(
+        format,
+        file_name("devices", format, utcnow()),
+        device_export.header(lang),
+        rows,
+        sheet_name="Devices" if lang == "en" else "Thiết bị",
+        widths=device_export.WIDTHS,
+    )
 
 
 @router.get("/devices/{code}", response_model=DevicePublic)

@@ -6,16 +6,24 @@ district-scoped user (404). Leaders read everything and change nothing.
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import Depends, File, HTTPException, Query, UploadFile
-from fastapi.responses import FileResponse
+from fastapi.responses import FileResponse, Response
+from pydantic import BaseModel, Field
+from sqlmodel import Session
 
 from monitor.auth.models import Role
+from monitor.bounds import INT32_MAX
 from monitor.db import utcnow
+from monitor.health.queries import current_health
+from monitor.health.states import DeviceState, fault_label
+from monitor.i18n import format_date, format_time
+from monitor.inventory.models import Device
 from monitor.priority import Priority
-from monitor.tickets import service
-from monitor.tickets.choices import TicketSource, TicketStatus
+from monitor.tickets import export, service
+from monitor.tickets.choices import TicketAction, TicketSource, TicketStatus
+from monitor.tickets.models import Ticket
 from monitor.tickets.queries import TicketFilters
 from monitor.tickets.schemas import (
     AssignmentUpdate,
@@ -33,6 +41,7 @@ from monitor.tickets.schemas import (
 )
 from monitor.web.bodies import api_router
 from monitor.web.deps import (
+    EngineDep,
     Principal,
     PrincipalDep,
     ScopedList,
@@ -42,8 +51,10 @@ from monitor.web.deps import (
     VisibleTicket,
     require_roles,
 )
+from monitor.web.downloads import EXPORT_CONTENT, ExportFormat, file_name, table_response
 from monitor.web.openapi import problems
-from monitor.web.params import IdPath, IdQuery, YearPath
+from monitor.web.params import IdPath, YearPath
+from monitor.web.problems import problem
 
 router = api_router(prefix="/api/v1/tickets", tags=["tickets"])
 Worker = Annotated[Principal, Depends(require_roles(Role.ADMIN, Role.OFFICER, Role.TECHNICIAN))]
@@ -51,34 +62,87 @@ Officer = Annotated[Principal, Depends(require_roles(Role.ADMIN, Role.OFFICER))]
 Code = Annotated[str, Query(max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")]
 
 
-@router.get("", response_model=TicketPage, responses=problems(404))
-def list_tickets(
-    session: SessionDep,
-    scope: ScopedList,
+Assignee = Annotated[
+    Annotated[int, Field(ge=1, le=INT32_MAX)] | Literal["me"] | None,
+    Query(description="a user's id (1 .. 2**31-1), or `me`: the tickets assigned to whoever asks"),
+]
+
+
+def ticket_filters(
+    principal: PrincipalDep,
     commune: Code | None = None,
     device: Code | None = None,
     status: Annotated[list[TicketStatus] | None, Query(description="default: every open status")] = None,
     priority: Annotated[list[Priority] | None, Query()] = None,
     source: Annotated[list[TicketSource] | None, Query()] = None,
-    assignee: IdQuery = None,
+    assignee: Assignee = None,
     breached: bool | None = None,
     q: Annotated[str | None, Query(max_length=100, pattern=r"^[^\x00-\x1f\x7f]*$")] = None,
-    after: Annotated[str | None, Query(max_length=200, pattern=r"^[A-Za-z0-9_-]*$")] = None,
-    limit: Annotated[int, Query(ge=1, le=200)] = 50,
-) -> TicketPage:
-    """The queue, soonest due first: filter by place, status, priority, source, assignee, breach, text."""
-    filters = TicketFilters(
+) -> TicketFilters:
+    """The queue's filters, the list's and the export's: place, status, priority, source, assignee, breach, text."""
+    return TicketFilters(
         commune=commune,
         device=device,
         statuses=frozenset(status) if status else TicketFilters.open_queue().statuses,
         priorities=frozenset(priority or ()),
         sources=frozenset(source or ()),
-        assignee_id=assignee,
+        assignee_id=principal.user.id if assignee == "me" else assignee,
         breached=breached,
         text=q,
     )
+
+
+Filters = Annotated[TicketFilters, Depends(ticket_filters)]
+
+
+@router.get("", response_model=TicketPage, responses=problems(404))
+def list_tickets(
+    session: SessionDep,
+    scope: ScopedList,
+    filters: Filters,
+    after: Annotated[str | None, Query(max_length=200, pattern=r"^[A-Za-z0-9_-]*$")] = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+) -> TicketPage:
+    """The queue, soonest due first: filter by place, status, priority, source, assignee (an id, or `me`),
+    breach, text."""
     page = service.list_tickets(filters, session=session, district_codes=scope.district_codes, after=after, limit=limit)
     return TicketPage(items=[TicketSummaryPublic.build(s) for s in page.items], next_cursor=page.next_cursor)
+
+
+def _kind_label(kind: str, language: str) -> str:
+    # A ticket's kind is a device's fault code (health's words) or one of the tickets' own (report, inspection).
+    if kind in export.TICKET_KINDS:
+        return export.ticket_kind_label(kind, language)
+    return fault_label(kind, language)
+
+
+# Before `/{code}`: the first route that matches a path wins, and `export` would be read as a ticket's code.
+@router.get(
+    "/export",
+    response_class=Response,
+    responses={200: {"content": EXPORT_CONTENT, "description": "the tickets as a file"}, **problems(401, 404, 422)},
+)
+def export_tickets(
+    engine: EngineDep,
+    scope: ScopedList,
+    filters: Filters,
+    format: ExportFormat = "csv",
+    lang: Literal["vi", "en"] = "vi",
+) -> Response:
+    """Every ticket the queue shows with the same filters, as CSV (UTF-8 with a BOM, for Excel) or XLSX:
+    headers, statuses, priorities and kinds in Vietnamese (`lang=en`: English), times dd/mm/yyyy HH:MM in
+    Vietnam time, in the order tickets were opened. Streamed: any number of tickets in little memory."""
+    rows = export.ticket_rows(
+        filters, engine=engine, district_codes=scope.district_codes, language=lang, kind_label=_kind_label
+    )
+    return table_response(
+        format,
+        file_name("tickets", format, utcnow()),
+        export.header(lang),
+        rows,
+        sheet_name="Tickets" if lang == "en" else "Phiếu sửa chữa",
+        widths=export.WIDTHS,
+    )
 
 
 @router.post("", response_model=TicketPublic, status_code=201, responses=problems(404, 409))
@@ -115,17 +179,48 @@ def history(ticket: VisibleTicket, session: SessionDep) -> list[TicketEventPubli
     return [TicketEventPublic.build(e) for e in events]
 
 
+def _device_still_down(ticket: Ticket, session: Session) -> tuple[Device, str] | None:
+    """The ticket's device and since when (as people read it) if its current health is down; None otherwise.
+
+    Here, in the web layer, because it reads both sides: tickets know nothing of health (alerts is the bridge).
+    """
+    if ticket.device_id is None:
+        return None
+    health = current_health(ticket.device_id, session=session)
+    device = session.get(Device, ticket.device_id)
+    if health is None or health.state != DeviceState.DOWN.value or device is None:
+        return None
+    since = f"{format_time(health.since)} {format_date(health.since)}" if health.since is not None else ""
+    return device, since
+
+
 @router.post("/{code}/transitions", response_model=TicketPublic, responses=problems(409))
 def transition(
     ticket: VisibleTicket, body: TransitionRequest, session: SessionDep, principal: Worker, policy: TicketPolicyDep
-) -> TicketPublic:
+) -> Any:
     """acknowledge, start, wait (the SLA clock pauses), resume, resolve, close, reopen — with a note.
-    A move the status does not allow is a 409 listing the allowed ones."""
+    A move the status does not allow is a 409 listing the allowed ones. Resolving a ticket whose device is
+    still down is a 409 saying so, unless the body says `confirm: true`; the history then records it."""
+    note = body.note
+    if body.action is TicketAction.RESOLVE and TicketStatus(ticket.status).is_open:
+        down = _device_still_down(ticket, session)
+        if down is not None:
+            device, since = down
+            when_vi, when_en = (f" (từ {since})", f" (since {since})") if since else ("", "")
+            if not body.confirm:
+                return problem(
+                    409,
+                    f"Thiết bị {device.code} ({device.name}) vẫn đang mất kết nối{when_vi}. Xác nhận để đóng phiếu.",
+                    f"Device {device.code} is still down{when_en}. Send `confirm: true` to resolve the ticket anyway.",
+                    confirmation_required=True,
+                )
+            recorded = f"Xác nhận khắc phục khi thiết bị {device.code} vẫn đang mất kết nối{when_vi}."
+            note = f"{recorded} {note}".strip()
     ticket = service.transition(
         ticket.code,
         body.action,
         actor=principal.user.id,
-        note=body.note,
+        note=note,
         session=session,
         now=utcnow(),
         policy=policy,
@@ -139,6 +234,30 @@ def assign(ticket: VisibleTicket, body: AssignmentUpdate, session: SessionDep, p
     """Give the ticket to a technician or officer of its district (or to nobody)."""
     ticket = service.assign(
         ticket.code, body.assignee_id, actor=principal.user.id, note=body.note, session=session, now=utcnow()
+    )
+    session.commit()
+    return TicketPublic.build(ticket)
+
+
+class TakeRequest(BaseModel):
+    """Taking a ticket oneself: an optional note."""
+
+    note: str = Field(default="", max_length=2000, pattern=r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*$")
+
+
+@router.post("/{code}/take", response_model=TicketPublic, responses=problems(409, 422))
+def take(
+    ticket: VisibleTicket, session: SessionDep, principal: Worker, body: TakeRequest | None = None
+) -> TicketPublic:
+    """Take the ticket oneself ("Tôi nhận phiếu này"): a technician or officer of its district becomes its assignee
+    (a 422 says why when they cannot: another district's person, a leader). Taking it again changes nothing."""
+    ticket = service.assign(
+        ticket.code,
+        principal.user.id,
+        actor=principal.user.id,
+        note=body.note if body is not None else "",
+        session=session,
+        now=utcnow(),
     )
     session.commit()
     return TicketPublic.build(ticket)
