@@ -39,6 +39,7 @@ def delivery_policy(settings: Settings) -> DeliveryPolicy:
         digest_items=settings.notify_digest_items,
         concurrency=settings.notify_concurrency,
         timezone=ZoneInfo(settings.timezone),
+        public_url=settings.public_url,
     )
 
 

@@ -36,7 +36,7 @@ def test_rules_of_the_validators_are_in_the_schema(tmp_path) -> None:  # type: i
     assert [a["required"] for a in schemas["TicketCreate"]["anyOf"]] == [["commune_code"], ["device_code"]]
     assert [a["required"] for a in schemas["WindowCreate"]["anyOf"]] == [["ends_at"], ["cron", "duration_s"]]
     kinds = [alternative["properties"]["kind"]["const"] for alternative in schemas["ChannelCreate"]["oneOf"]]
-    assert kinds == ["webhook", "email", "telegram"]
+    assert kinds == ["webhook", "email", "telegram", "zalo"]
 
 
 def test_a_method_a_path_does_not_take_lists_every_method_of_the_path(sqlite_settings: Settings) -> None:

@@ -41,6 +41,7 @@ class ChannelKind(LabelledEnum):
     WEBHOOK = "webhook", "Webhook", "Webhook"
     EMAIL = "email", "Thư điện tử", "E-mail"
     TELEGRAM = "telegram", "Telegram", "Telegram"
+    ZALO = "zalo", "Zalo", "Zalo"
 
 
 class DeliveryStatus(LabelledEnum):

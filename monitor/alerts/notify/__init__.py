@@ -1,4 +1,4 @@
-"""Notifications: problem events to people and systems, through webhooks, e-mail and Telegram.
+"""Notifications: problem events to people and systems, through webhooks, e-mail, Telegram and Zalo.
 
     deliveries = enqueue(event, session=session, now=now)          # in the dispatcher's transaction
     report = await deliver_due(engine=engine, now=utcnow(), stats=stats)   # the delivery worker
@@ -11,6 +11,7 @@ The public API is exactly what this module exports. Inside:
     schemas.py     each channel kind's config (secrets write-only), API shapes
     http.py        every outgoing HTTP request (one place to time out, cap and test)
     channels.py    the senders: signed webhook, SMTP with STARTTLS, Telegram Bot API
+    zalo.py        the Zalo sender (OA or ZNS messages) and its access token's renewal, once across processes
     service.py     enqueue (idempotent), channels, deliveries, test messages
     worker.py      deliver_due: claim, fold into digests, rate limit, send, record with backoff
     errors.py      DeliveryError

@@ -1,9 +1,10 @@
-"""The senders: a webhook (signed JSON), e-mail over SMTP, a Telegram bot. One attempt each; the worker retries.
+"""The senders: a webhook (signed JSON), e-mail over SMTP, a Telegram bot, Zalo (`zalo.py`). One attempt
+each; the worker retries.
 
     async with open_senders() as senders:
         await deliver(senders, channel, recipient, message)   # raises DeliveryError, secrets redacted
 
-Webhook and Telegram go through `http.py`; SMTP is the standard library's smtplib, run in a thread.
+Webhook, Telegram and Zalo go through `http.py`; SMTP is the standard library's smtplib, run in a thread.
 Every error message is cleaned of the channel's secrets before it leaves this module, because it ends
 up in the deliveries table and the API.
 """
@@ -23,13 +24,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from email.message import EmailMessage
 from email.utils import format_datetime
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import httpx
 
 from monitor.alerts.choices import ChannelKind
 from monitor.alerts.notify import http
-from monitor.alerts.notify.errors import DeliveryError
+from monitor.alerts.notify.errors import DeliveryError, redact
 from monitor.alerts.notify.schemas import (
     SECRET_KEYS,
     ChannelConfig,
@@ -39,7 +40,11 @@ from monitor.alerts.notify.schemas import (
     parse_config,
 )
 from monitor.alerts.notify.templates import shorten
+from monitor.alerts.notify.zalo import ZaloSender
 from monitor.errors import InvalidInput
+
+if TYPE_CHECKING:
+    from monitor.alerts.notify.zalo import TokenStore
 
 log = logging.getLogger(__name__)
 
@@ -51,12 +56,14 @@ TELEGRAM_MAX_TEXT = 4096
 
 @dataclass(frozen=True, slots=True)
 class ChannelTarget:
-    """A channel as the senders see it: its name, kind and stored config (secrets included)."""
+    """A channel as the senders see it: its name, kind and stored config (secrets included), and where its
+    renewable tokens are kept (Zalo's; None where nothing can be stored)."""
 
     id: int
     name: str
     kind: ChannelKind
     config: Mapping[str, Any]
+    tokens: TokenStore | None = None
 
     def checked(self) -> ChannelConfig:
         """The config checked against the kind's model; a config that no longer passes cannot send."""
@@ -76,7 +83,8 @@ class OutgoingMessage:
     """One message to one recipient: a single event's, or a digest of several.
 
     `key` is the Idempotency-Key (a digest's is the hash of its deliveries' keys, so a retry of the same
-    digest carries the same key); `items` are the events as the webhook's JSON carries them.
+    digest carries the same key); `items` are the events as the webhook's JSON carries them; `link` the
+    page of the event's ticket (`{public_url}/tickets/{code}`), which ends every text that has one.
     """
 
     key: str
@@ -84,11 +92,25 @@ class OutgoingMessage:
     text: str
     at: datetime
     items: tuple[Mapping[str, Any], ...] = field(default=())
+    link: str | None = None
+
+    @property
+    def full_text(self) -> str:
+        """The body, and the link to the ticket's page last."""
+        return f"{self.text}\n{self.link}" if self.link else self.text
 
     @property
     def chat_text(self) -> str:
         """Subject and body in one text, for chats that have no subject (a digest already opens with it)."""
-        return self.text if self.text.startswith(self.subject) else f"{self.subject}\n\n{self.text}"
+        text = self.text if self.text.startswith(self.subject) else f"{self.subject}\n\n{self.text}"
+        return f"{text}\n{self.link}" if self.link else text
+
+    def chat_text_within(self, limit: int) -> str:
+        """`chat_text` in at most `limit` characters: the body is cut, the link to the ticket kept whole."""
+        if not self.link or len(self.link) >= limit // 2:
+            return shorten(self.chat_text, limit)
+        body = OutgoingMessage(self.key, self.subject, self.text, self.at).chat_text
+        return f"{shorten(body, limit - len(self.link) - 1)}\n{self.link}"
 
 
 class Sender(Protocol):
@@ -121,7 +143,8 @@ class WebhookSender:
         payload = {
             "idempotency_key": message.key,
             "subject": message.subject,
-            "text": message.text,
+            "text": message.full_text,
+            "link": message.link,
             "count": len(message.items),
             "events": list(message.items),
         }
@@ -147,7 +170,7 @@ class TelegramSender:
         assert isinstance(config, TelegramConfig)
         url = f"{config.api_base_url}/bot{config.bot_token.get_secret_value()}/sendMessage"
         body = json.dumps(
-            {"chat_id": recipient, "text": shorten(message.chat_text, TELEGRAM_MAX_TEXT)}, ensure_ascii=False
+            {"chat_id": recipient, "text": message.chat_text_within(TELEGRAM_MAX_TEXT)}, ensure_ascii=False
         ).encode()
         headers = {"Content-Type": "application/json; charset=utf-8"}
         answer = await http.post(self.client, url, content=body, headers=headers, timeout_s=config.timeout_s)
@@ -189,7 +212,7 @@ class EmailSender:
         # Derived from the idempotency key: a mail system may drop a retried copy it already has.
         mail["Message-ID"] = f"<{message.key[:40]}@{domain}>"
         mail["Auto-Submitted"] = "auto-generated"  # RFC 3834: no vacation replies
-        mail.set_content(message.text)
+        mail.set_content(message.full_text)
         return mail
 
     def _send(self, config: EmailConfig, recipient: str, message: OutgoingMessage) -> None:
@@ -220,14 +243,6 @@ class EmailSender:
             raise DeliveryError(f"{where}: {type(exc).__name__}: {exc}") from exc
 
 
-def redact(text: str, secrets: list[str]) -> str:
-    """`text` with every secret replaced by `***`."""
-    for secret in sorted(secrets, key=len, reverse=True):
-        if len(secret) >= 4:
-            text = text.replace(secret, "***")
-    return text
-
-
 async def deliver(senders: Senders, channel: ChannelTarget, recipient: str, message: OutgoingMessage) -> None:
     """Send `message` through `channel`'s sender; every failure becomes a DeliveryError without secrets.
 
@@ -252,10 +267,11 @@ async def deliver(senders: Senders, channel: ChannelTarget, recipient: str, mess
 async def open_senders(
     *, ssl_context: ssl.SSLContext | None = None, transport: httpx.AsyncBaseTransport | None = None
 ) -> AsyncIterator[Senders]:
-    """The three senders, sharing one HTTP client that is closed on exit."""
+    """The senders of every kind, sharing one HTTP client that is closed on exit."""
     async with http.open_client(transport=transport) as client:
         yield {
             ChannelKind.WEBHOOK: WebhookSender(client),
             ChannelKind.EMAIL: EmailSender(ssl_context),
             ChannelKind.TELEGRAM: TelegramSender(client),
+            ChannelKind.ZALO: ZaloSender(client),
         }

@@ -20,3 +20,11 @@ class DeliveryError(MonitorError):
         self.permanent = permanent
         self.retry_after = retry_after
         super().__init__(message)
+
+
+def redact(text: str, secrets: list[str]) -> str:
+    """`text` with every secret replaced by `***`."""
+    for secret in sorted(secrets, key=len, reverse=True):
+        if len(secret) >= 4:
+            text = text.replace(secret, "***")
+    return text

@@ -3,13 +3,14 @@
 A channel takes an event when it is active, covers the event's district (a channel of no district
 covers them all; a province-wide event goes only to such channels), and the event is at least as
 urgent as the channel's `min_priority`. Its recipients are then, unless the channel names its own
-(`to` for e-mail, `chat_ids` for Telegram):
+(`to` for e-mail, `chat_ids` for Telegram, `recipients` for Zalo):
 
 - the officers and technicians of the event's district, and nobody of another district;
 - the province's administrators for P1 and P2 events, and for province-wide events of any priority
   (they are the only people such an event concerns).
 
-A webhook has one recipient: the endpoint itself.
+A webhook has one recipient: the endpoint itself. A Zalo OA channel reaches only the followers it names
+(a user's Zalo id is the OA's to know, not ours); a Zalo ZNS channel reaches people at their phone numbers.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from typing import Any
 
 from monitor.alerts.choices import ChannelKind
 from monitor.alerts.notify.events import ProblemEvent
+from monitor.alerts.notify.schemas import RECIPIENT_KEYS, zalo_phone
 from monitor.auth.models import Role
 from monitor.priority import Priority
 
@@ -48,6 +50,8 @@ class ChannelRule:
     explicit: tuple[str, ...] = ()
     #: The language of messages to explicit recipients and webhooks.
     language: str = "vi"
+    #: Whether the district's people can be reached when the channel names nobody (not by Zalo OA).
+    reaches_people: bool = True
 
     @classmethod
     def of(
@@ -62,10 +66,11 @@ class ChannelRule:
     ) -> ChannelRule:
         """The rule of a channel row's values (its config as stored)."""
         channel_kind = ChannelKind(kind)
-        key = {ChannelKind.EMAIL: "to", ChannelKind.TELEGRAM: "chat_ids"}.get(channel_kind)
+        key = RECIPIENT_KEYS.get(channel_kind)
         explicit = tuple(str(r) for r in config.get(key) or ()) if key else ()
         language = "en" if config.get("language") == "en" else "vi"
-        return cls(id, channel_kind, district_code, Priority(min_priority), active, explicit, language)
+        reaches_people = not (channel_kind is ChannelKind.ZALO and config.get("mode", "oa") == "oa")
+        return cls(id, channel_kind, district_code, Priority(min_priority), active, explicit, language, reaches_people)
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,13 +84,19 @@ class Person:
     telegram_chat_id: str | None = None
     language: str = "vi"
     active: bool = True
+    phone: str | None = None
 
     def address(self, kind: ChannelKind) -> str | None:
-        """Where this person receives messages of `kind`, if anywhere."""
+        """Where this person receives messages of `kind`, if anywhere (Zalo: a ZNS phone number)."""
         if kind is ChannelKind.EMAIL:
             return (self.email or "").strip() or None
         if kind is ChannelKind.TELEGRAM:
             return (self.telegram_chat_id or "").strip() or None
+        if kind is ChannelKind.ZALO and self.phone:
+            try:
+                return zalo_phone(self.phone)
+            except ValueError:  # a landline or a foreign number: ZNS cannot reach it
+                return None
         return None
 
 
@@ -124,6 +135,8 @@ def recipients(channel: ChannelRule, event: ProblemEvent, people: Iterable[Perso
         return [(WEBHOOK_RECIPIENT, channel.language)]
     if channel.explicit:
         found = [(r.strip(), channel.language) for r in channel.explicit if r.strip()]
+    elif not channel.reaches_people:
+        found = []
     else:
         found = []
         for person in sorted(people, key=lambda p: p.id):

@@ -1,8 +1,11 @@
 """Shapes of notifications: each channel kind's config, and the API's requests and answers.
 
 A channel's config is checked against its kind's model on every write. Its secrets (`secret`,
-`password`, `bot_token`) are write-only: answers show `SECRET_MARKER` where one is set, and sending the
-marker back in an update keeps the stored value, so a client can round-trip what it read.
+`password`, `bot_token`, Zalo's `app_secret`, `refresh_token` and `access_token`) are write-only: answers
+show `SECRET_MARKER` where one is set, and sending the marker back in an update keeps the stored value,
+so a client can round-trip what it read. `SERVICE_KEYS` are what the service keeps in a config for
+itself (a Zalo access token's expiry, who is renewing it): never shown, never accepted from a client,
+kept across updates.
 """
 
 from __future__ import annotations
@@ -10,10 +13,19 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Literal, Self
 from urllib.parse import urlsplit, urlunsplit
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic.config import JsonDict
 
 from monitor.alerts.choices import ChannelKind, DeliveryStatus
@@ -22,12 +34,24 @@ from monitor.errors import InvalidInput, Problem
 from monitor.priority import Priority
 
 Language = Literal["vi", "en"]
-SECRET_KEYS = frozenset({"secret", "password", "bot_token"})
+SECRET_KEYS = frozenset({"secret", "password", "bot_token", "app_secret", "refresh_token", "access_token"})
+#: Kept by the service in a Zalo channel's config: the access token's expiry (ISO 8601, UTC), the renewal
+#: under way (a claim and until when it holds: see `zalo.py`), and the refresh token Zalo refused last.
+SERVICE_KEYS = frozenset({"access_token_expires_at", "token_claim", "token_claimed_until", "refused_refresh_sha256"})
 SECRET_MARKER = "***set***"
 DEFAULT_TELEGRAM_API = "https://api.telegram.org"
+DEFAULT_ZALO_OA_API = "https://openapi.zalo.me"
+DEFAULT_ZALO_ZNS_API = "https://business.openapi.zalo.me"
+DEFAULT_ZALO_OAUTH = "https://oauth.zaloapp.com"
 # No spaces, commas or angle brackets: an address that cannot smuggle a second one or a header.
 _EMAIL = re.compile(r"^[^@\s<>,;\"]+@[^@\s<>,;\"]+$")
 _CHAT_ID = re.compile(r"^(-?[0-9]{1,20}|@[A-Za-z0-9_]{5,32})$")
+# A Zalo user id as an OA sees its followers (digits), and a Vietnamese mobile number as ZNS takes it
+# (84 and the subscriber number; 0912…, +84912… and spaces or dots are accepted and normalised).
+_ZALO_USER_ID = re.compile(r"^[0-9]{5,25}$")
+_PHONE = re.compile(r"^(?:\+?84|0)([35789][0-9]{8})$")
+_PHONE_SCHEMA: JsonDict = {"pattern": r"^[0-9+ .]{9,20}$"}
+_TOKEN_SCHEMA: JsonDict = {"pattern": r"^[!-~]+$"}  # tokens go into a header: printable ASCII, no spaces
 # The validators' rules as JSON Schema (the document only: the validators below decide).
 _URL_SCHEMA: JsonDict = {"pattern": r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,4})?(/[!-~]*)?$"}
 # Python's \s also holds \x1c-\x1f and \x85, which a JSON Schema (ECMA) \s does not.
@@ -136,24 +160,128 @@ class TelegramConfig(_Config):
         return [chat.strip() for chat in value]
 
 
-ChannelConfig = WebhookConfig | EmailConfig | TelegramConfig
+def zalo_phone(value: str) -> str:
+    """A Vietnamese mobile number as ZNS wants it (`84912345678`); ValueError when it is not one."""
+    digits = re.sub(r"[\s.]", "", value)
+    found = _PHONE.match(digits)
+    if not found:
+        raise ValueError(f"not a Vietnamese mobile number: {value!r}")
+    return "84" + found.group(1)
+
+
+ZaloMode = Literal["oa", "zns"]
+
+
+class ZaloConfig(_Config):
+    """A Zalo Official Account: OA messages to followers (`mode: oa`, recipients are Zalo user ids) or ZNS
+    template messages to phone numbers (`mode: zns`, `template_id` required; without `recipients`, the
+    district's people at their phone numbers).
+
+    The OA's access token lives about 25 hours; the service renews it with `refresh_token`, `app_id` and
+    `app_secret`, and keeps the new pair (each refresh token works once). The base URLs are Zalo's.
+    """
+
+    mode: ZaloMode = "oa"
+    app_id: str = Field(min_length=1, max_length=32, pattern=r"^[0-9]+$")
+    app_secret: SecretStr = Field(
+        min_length=8,
+        max_length=200,
+        description="the Zalo app's secret key; write-only",
+        json_schema_extra=_TOKEN_SCHEMA,
+    )
+    refresh_token: SecretStr = Field(
+        min_length=8,
+        max_length=1000,
+        description="write-only; replaced by the service at every renewal",
+        json_schema_extra=_TOKEN_SCHEMA,
+    )
+    access_token: SecretStr | None = Field(
+        default=None, max_length=1000, description="write-only; kept by the service", json_schema_extra=_TOKEN_SCHEMA
+    )
+    template_id: str | None = Field(default=None, max_length=32, pattern=r"^[0-9A-Za-z_-]+$")
+    recipients: list[str] = Field(
+        default_factory=list,
+        max_length=100,
+        description="Zalo user ids (oa) or phone numbers (zns); empty: the district's people (zns only)",
+        json_schema_extra={"items": {"type": "string", **_PHONE_SCHEMA}},
+    )
+    oa_api_base_url: str = Field(default=DEFAULT_ZALO_OA_API, max_length=500, json_schema_extra=_URL_SCHEMA)
+    zns_api_base_url: str = Field(default=DEFAULT_ZALO_ZNS_API, max_length=500, json_schema_extra=_URL_SCHEMA)
+    oauth_base_url: str = Field(default=DEFAULT_ZALO_OAUTH, max_length=500, json_schema_extra=_URL_SCHEMA)
+
+    @field_validator("oa_api_base_url", "zns_api_base_url", "oauth_base_url")
+    @classmethod
+    def _base(cls, value: str) -> str:
+        return _http_url(value).rstrip("/")
+
+    @field_validator("app_secret", "refresh_token", "access_token")
+    @classmethod
+    def _token(cls, value: SecretStr | None) -> SecretStr | None:
+        # Sent in a header or a form: no spaces or control characters that could split either.
+        if value is not None and not re.fullmatch(r"[!-~]+", value.get_secret_value()):
+            raise ValueError("printable characters without spaces only")
+        if value is not None and value.get_secret_value().strip().lower() in PLACEHOLDER_SECRETS:
+            raise ValueError("a placeholder is not a secret")
+        return value
+
+    @field_validator("recipients")
+    @classmethod
+    def _recipients_of_the_mode(cls, value: list[str], info: ValidationInfo) -> list[str]:
+        if info.data.get("mode") == "zns":
+            return [zalo_phone(r) for r in value]
+        for recipient in value:
+            if not _ZALO_USER_ID.match(recipient.strip()):
+                raise ValueError(f"not a Zalo user id: {recipient!r}")
+        return [r.strip() for r in value]
+
+    @model_validator(mode="after")
+    def _zns_has_a_template(self) -> Self:
+        if self.mode == "zns" and not self.template_id:
+            raise ValueError("a ZNS channel needs template_id, the id of its approved template")
+        return self
+
+
+ChannelConfig = WebhookConfig | EmailConfig | TelegramConfig | ZaloConfig
 CONFIG_MODELS: Mapping[ChannelKind, type[ChannelConfig]] = {
     ChannelKind.WEBHOOK: WebhookConfig,
     ChannelKind.EMAIL: EmailConfig,
     ChannelKind.TELEGRAM: TelegramConfig,
+    ChannelKind.ZALO: ZaloConfig,
+}
+#: Where a kind's config names its own recipients (instead of the district's people).
+RECIPIENT_KEYS: Mapping[ChannelKind, str] = {
+    ChannelKind.EMAIL: "to",
+    ChannelKind.TELEGRAM: "chat_ids",
+    ChannelKind.ZALO: "recipients",
 }
 
 
+def service_state(stored: Mapping[str, Any]) -> dict[str, Any]:
+    """What the service keeps for itself in a stored config (`SERVICE_KEYS`)."""
+    return {key: value for key, value in stored.items() if key in SERVICE_KEYS}
+
+
 def parse_config(kind: ChannelKind | str, data: Mapping[str, Any]) -> ChannelConfig:
-    """The config of a channel of `kind`, checked; InvalidInput names every bad field (`config.url`)."""
+    """The config of a channel of `kind`, checked; InvalidInput names every bad field (`config.url`).
+
+    `SERVICE_KEYS` are left out of the check (the stored config holds them; a client's never does:
+    see `refuse_service_keys`)."""
     model = CONFIG_MODELS[ChannelKind(kind)]
     try:
-        return model.model_validate(dict(data))
+        return model.model_validate({k: v for k, v in data.items() if k not in SERVICE_KEYS})
     except ValidationError as exc:
         problems = [
             Problem(".".join(["config", *(str(p) for p in error["loc"])]), error["msg"]) for error in exc.errors()
         ]
         raise InvalidInput(f"invalid {ChannelKind(kind).value} channel config", problems) from exc
+
+
+def refuse_service_keys(kind: ChannelKind | str, data: Mapping[str, Any]) -> None:
+    """InvalidInput when a client's config sets what only the service keeps (`SERVICE_KEYS`)."""
+    given = sorted(key for key in data if key in SERVICE_KEYS)
+    if given:
+        problems = [Problem(f"config.{key}", "kept by the service, not set by a client") for key in given]
+        raise InvalidInput(f"invalid {ChannelKind(kind).value} channel config", problems)
 
 
 def stored_config(config: ChannelConfig) -> dict[str, Any]:
@@ -165,8 +293,16 @@ def stored_config(config: ChannelConfig) -> dict[str, Any]:
 
 
 def merge_config(stored: Mapping[str, Any], changes: Mapping[str, Any]) -> dict[str, Any]:
-    """`stored` updated with `changes`: a key set to None is removed, a secret given as the marker is kept."""
+    """`stored` updated with `changes`: a key set to None is removed, a secret given as the marker is kept.
+
+    A new Zalo refresh token starts a new line of tokens: the access token of the old line (unless given
+    too) and the service's state about it go.
+    """
     merged = dict(stored)
+    new_refresh = changes.get("refresh_token") not in (None, SECRET_MARKER, stored.get("refresh_token"))
+    if new_refresh:
+        for key in SERVICE_KEYS | {"access_token"}:
+            merged.pop(key, None)
     for key, value in changes.items():
         if value is None:
             merged.pop(key, None)
@@ -192,6 +328,8 @@ def public_config(stored: Mapping[str, Any]) -> dict[str, Any]:
     """A config as answers show it: secrets replaced by the marker (when set), URLs without credentials."""
     shown: dict[str, Any] = {}
     for key, value in stored.items():
+        if key in SERVICE_KEYS:
+            continue
         if key in SECRET_KEYS:
             if value:
                 shown[key] = SECRET_MARKER

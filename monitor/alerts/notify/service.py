@@ -14,6 +14,8 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import object_session
 from sqlmodel import Session, SQLModel, col, func, select
 
 from monitor.alerts.choices import ChannelKind, DeliveryStatus
@@ -22,6 +24,7 @@ from monitor.alerts.notify.channels import ChannelTarget, OutgoingMessage, Sende
 from monitor.alerts.notify.events import ProblemEvent
 from monitor.alerts.notify.routing import ChannelRule, Person, route
 from monitor.alerts.notify.schemas import (
+    RECIPIENT_KEYS,
     ChannelCreate,
     ChannelPublic,
     ChannelUpdate,
@@ -29,9 +32,12 @@ from monitor.alerts.notify.schemas import (
     merge_config,
     parse_config,
     public_config,
+    refuse_service_keys,
+    service_state,
     stored_config,
 )
 from monitor.alerts.notify.templates import Message, Notice, render_event, render_test
+from monitor.alerts.notify.zalo import ChannelTokens
 from monitor.auth.models import Role, User
 from monitor.errors import Conflict, InvalidInput, NotFound, Problem
 from monitor.inventory.models import Commune, District
@@ -71,10 +77,10 @@ def _people(session: Session) -> list[Person]:
     query = select(User).where(
         col(User.active),
         col(User.role).in_([Role.ADMIN.value, Role.OFFICER.value, Role.TECHNICIAN.value]),
-        sa.or_(col(User.email).is_not(None), col(User.telegram_chat_id).is_not(None)),
+        sa.or_(col(User.email).is_not(None), col(User.telegram_chat_id).is_not(None), col(User.phone).is_not(None)),
     )
     return [
-        Person(u.id or 0, Role(u.role), u.district_code, u.email, u.telegram_chat_id, u.language, u.active)
+        Person(u.id or 0, Role(u.role), u.district_code, u.email, u.telegram_chat_id, u.language, u.active, u.phone)
         for u in session.exec(query)
     ]
 
@@ -192,9 +198,15 @@ def channel_public(channel: NotificationChannel) -> ChannelPublic:
     )
 
 
-def channel_target(channel: NotificationChannel) -> ChannelTarget:
-    """What the senders need of a channel."""
-    return ChannelTarget(channel.id or 0, channel.name, ChannelKind(channel.kind), channel.config)
+def channel_target(channel: NotificationChannel, *, engine: Engine | None = None) -> ChannelTarget:
+    """What the senders need of a channel; its renewed tokens (Zalo) are kept through `engine`, by
+    default the one of the session `channel` belongs to (none when it is detached: nothing is renewed)."""
+    if engine is None:
+        session = object_session(channel)
+        bind = session.get_bind() if session is not None else None
+        engine = bind if isinstance(bind, Engine) else None
+    tokens = ChannelTokens(engine) if engine is not None else None
+    return ChannelTarget(channel.id or 0, channel.name, ChannelKind(channel.kind), channel.config, tokens)
 
 
 def list_channels(*, session: Session) -> list[NotificationChannel]:
@@ -223,6 +235,7 @@ def _check_name_free(name: str, session: Session, channel_id: int | None = None)
 
 def create_channel(data: ChannelCreate, *, session: Session, now: datetime) -> NotificationChannel:
     """A new channel, its config checked against its kind; the caller commits."""
+    refuse_service_keys(data.kind, data.config)
     config = stored_config(parse_config(data.kind, data.config))
     _check_district(data.district_code, session)
     _check_name_free(data.name, session)
@@ -242,8 +255,14 @@ def create_channel(data: ChannelCreate, *, session: Session, now: datetime) -> N
 
 
 def update_channel(channel_id: int, changes: ChannelUpdate, *, session: Session) -> NotificationChannel:
-    """Change the fields given; config keys merge into the stored ones (secrets kept unless replaced)."""
-    channel = get_channel(channel_id, session=session)
+    """Change the fields given; config keys merge into the stored ones (secrets kept unless replaced).
+
+    The row is locked as it is read (PostgreSQL; SQLite has one writer at a time), so a Zalo token renewed
+    meanwhile by a sender is not overwritten with the one read before it (see `zalo.py`).
+    """
+    channel = session.get(NotificationChannel, channel_id, with_for_update=True)
+    if channel is None:
+        raise NotFound("notification channel", str(channel_id))
     given = changes.model_fields_set
     if changes.name is not None:
         _check_name_free(changes.name, session, channel_id)
@@ -254,8 +273,9 @@ def update_channel(channel_id: int, changes: ChannelUpdate, *, session: Session)
     if changes.min_priority is not None:
         channel.min_priority = changes.min_priority.value
     if changes.config is not None:
+        refuse_service_keys(channel.kind, changes.config)
         merged = merge_config(channel.config, changes.config)
-        channel.config = stored_config(parse_config(channel.kind, merged))
+        channel.config = stored_config(parse_config(channel.kind, merged)) | service_state(merged)
     if changes.rate_limit_per_minute is not None:
         channel.rate_limit_per_minute = changes.rate_limit_per_minute
     if changes.active is not None:
@@ -351,13 +371,17 @@ def recipient_for_test(channel: NotificationChannel, user: User, asked: str | No
     kind = ChannelKind(channel.kind)
     if kind is ChannelKind.WEBHOOK:
         return "webhook"
-    list_key = "to" if kind is ChannelKind.EMAIL else "chat_ids"
+    list_key = RECIPIENT_KEYS[kind]
     if asked and asked.strip():
-        # The same checks as the channel's own recipients get.
-        parse_config(kind, {**channel.config, list_key: [asked.strip()]})
-        return asked.strip()
+        # The same checks as the channel's own recipients get (and their normal form: a ZNS phone number).
+        checked = parse_config(kind, {**channel.config, list_key: [asked.strip()]})
+        return str(getattr(checked, list_key)[0])
     explicit = channel.config.get(list_key) or []
-    own = user.email if kind is ChannelKind.EMAIL else user.telegram_chat_id
+    person = Person(
+        user.id or 0, Role(user.role), user.district_code, user.email, user.telegram_chat_id, phone=user.phone
+    )
+    zalo_oa = kind is ChannelKind.ZALO and channel.config.get("mode", "oa") == "oa"
+    own = None if zalo_oa else person.address(kind)  # an OA knows its followers by ids we do not keep
     found = explicit[0] if explicit else own
     if not found:
         raise InvalidInput("no recipient for the test", [Problem("recipient", "give one: the channel names none")])
@@ -365,11 +389,19 @@ def recipient_for_test(channel: NotificationChannel, user: User, asked: str | No
 
 
 async def send_test(
-    channel: NotificationChannel, *, recipient: str, senders: Senders, now: datetime, language: str = "vi"
+    channel: NotificationChannel,
+    *,
+    recipient: str,
+    senders: Senders,
+    now: datetime,
+    language: str = "vi",
+    engine: Engine | None = None,
 ) -> Message:
-    """Send a test message through `channel` now, outside the queue; raises DeliveryError when it fails."""
+    """Send a test message through `channel` now, outside the queue; raises DeliveryError when it fails.
+
+    `engine` keeps a Zalo token renewed on the way (default: the session's of `channel`, if attached)."""
     message = render_test(channel.name, now, language)
     key = hashlib.sha256(f"test|{channel.id}|{recipient}|{now.isoformat()}".encode()).hexdigest()
     outgoing = OutgoingMessage(key=key, subject=message.subject, text=message.text, at=now)
-    await deliver(senders, channel_target(channel), recipient, outgoing)
+    await deliver(senders, channel_target(channel, engine=engine), recipient, outgoing)
     return message

@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
+from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
 from monitor.alerts.notify.events import ProblemEvent, ProblemEventKind
@@ -51,6 +52,13 @@ def one_line(text: str | None) -> str:
 def shorten(text: str, limit: int) -> str:
     """`text` cut to `limit` characters, with an ellipsis when cut."""
     return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+
+
+def ticket_url(public_url: str | None, code: str | None) -> str | None:
+    """The page of ticket `code` at the service's address (`public_url`), when both are known."""
+    if not public_url or not code:
+        return None
+    return f"{public_url.rstrip('/')}/tickets/{quote(one_line(code), safe='')}"
 
 
 def _gettext(language: str) -> Callable[[str], str]:
@@ -163,7 +171,7 @@ def _digest_place(notices: Sequence[Notice], language: str) -> str:
     return _("toàn tỉnh") if None in districts else _("nhiều huyện")
 
 
-def _digest_line(notice: Notice, language: str, tz: ZoneInfo) -> str:
+def _digest_line(notice: Notice, language: str, tz: ZoneInfo, public_url: str | None = None) -> str:
     event = notice.event
     parts = [
         f"• [{event.priority.value}] {event.kind.label(language)}: {fault_label(event.problem_kind, language)}",
@@ -172,7 +180,8 @@ def _digest_line(notice: Notice, language: str, tz: ZoneInfo) -> str:
     ]
     if event.ticket_code:
         parts.append(_gettext(language)(N_("phiếu {code}")).format(code=one_line(event.ticket_code)))
-    return " – ".join(parts)
+    link = ticket_url(public_url, event.ticket_code)
+    return " – ".join(parts) + (f" {link}" if link else "")
 
 
 def _urgency(notice: Notice) -> tuple[int, datetime]:
@@ -180,10 +189,16 @@ def _urgency(notice: Notice) -> tuple[int, datetime]:
 
 
 def render_digest(
-    notices: Sequence[Notice], language: str | None = None, *, limit: int = 20, tz: ZoneInfo = LOCAL_ZONE
+    notices: Sequence[Notice],
+    language: str | None = None,
+    *,
+    limit: int = 20,
+    tz: ZoneInfo = LOCAL_ZONE,
+    public_url: str | None = None,
 ) -> Message:
     """One message for many events to one recipient: a count in the subject, the `limit` most urgent
-    listed (then by time), and how many more there are."""
+    listed (then by time), and how many more there are; with `public_url`, each line with a ticket ends
+    with the ticket's page."""
     if not notices:
         raise ValueError("a digest needs at least one event")
     language = language or get_language()
@@ -197,7 +212,7 @@ def render_digest(
         lines.append(" · ".join(f"{kind.label(language)}: {kinds[kind]}" for kind in ProblemEventKind if kinds[kind]))
     lines.append("")
     ordered = sorted(notices, key=_urgency)
-    lines += [_digest_line(n, language, tz) for n in ordered[:limit]]
+    lines += [_digest_line(n, language, tz, public_url) for n in ordered[:limit]]
     if len(ordered) > limit:
         lines.append(_("… và {count} thông báo khác.").format(count=len(ordered) - limit))
     lines += ["", _(FOOTER)]

@@ -41,7 +41,8 @@ from sqlmodel import SQLModel
 from monitor.alerts.choices import ChannelKind, DeliveryStatus
 from monitor.alerts.notify.channels import ChannelTarget, OutgoingMessage, Senders, deliver, open_senders
 from monitor.alerts.notify.errors import DeliveryError
-from monitor.alerts.notify.templates import Notice, render_digest
+from monitor.alerts.notify.templates import Notice, render_digest, ticket_url
+from monitor.alerts.notify.zalo import ChannelTokens
 from monitor.db import begin_write
 from monitor.i18n import LOCAL_ZONE
 from monitor.priority import Priority
@@ -71,6 +72,8 @@ class DeliveryPolicy:
     #: Messages in flight at once.
     concurrency: int = 10
     timezone: ZoneInfo = LOCAL_ZONE
+    #: The service's address (`Settings.public_url`): when set, a message ends with its ticket's page.
+    public_url: str | None = None
 
     def retry_delay(self, attempts: int, asked_s: float | None = None) -> timedelta:
         """The wait after the `attempts`-th failed attempt: exponential, at least what the peer asked."""
@@ -211,11 +214,11 @@ def _claim(engine: Engine, now: datetime, policy: DeliveryPolicy) -> _Claim | No
             return None
         for chunk in _chunks([r.id for r in rows]):
             connection.execute(sa.update(DELIVERIES).where(d.id.in_(chunk)).values(next_attempt_at=lease_until))
-        channels = _channels(connection, sorted({r.channel_id for r in rows}), now)
+        channels = _channels(connection, sorted({r.channel_id for r in rows}), now, ChannelTokens(engine))
     return _Claim(lease_until, rows, channels)
 
 
-def _channels(connection: Connection, ids: list[int], now: datetime) -> dict[int, _Channel]:
+def _channels(connection: Connection, ids: list[int], now: datetime, tokens: ChannelTokens) -> dict[int, _Channel]:
     d, c = DELIVERIES.c, CHANNELS.c
     window = {
         channel_id: (int(count), oldest)
@@ -228,7 +231,7 @@ def _channels(connection: Connection, ids: list[int], now: datetime) -> dict[int
     found = {}
     for row in connection.execute(sa.select(CHANNELS).where(c.id.in_(ids))):
         count, oldest = window.get(row.id, (0, None))
-        target = ChannelTarget(row.id, row.name, ChannelKind(row.kind), row.config or {})
+        target = ChannelTarget(row.id, row.name, ChannelKind(row.kind), row.config or {}, tokens)
         found[row.id] = _Channel(target, row.active, row.rate_limit_per_minute, count, oldest)
     return found
 
@@ -251,7 +254,8 @@ def _compose(rows: list[_Due], now: datetime, policy: DeliveryPolicy) -> Outgoin
     items = tuple(r.notice for r in rows if r.notice is not None)
     if len(rows) == 1:
         row = rows[0]
-        return OutgoingMessage(key=row.key, subject=row.subject, text=row.body, at=now, items=items)
+        link = ticket_url(policy.public_url, (row.notice or {}).get("ticket_code"))
+        return OutgoingMessage(key=row.key, subject=row.subject, text=row.body, at=now, items=items, link=link)
     # The same rows give the same key, so a retried digest carries the Idempotency-Key it had.
     key = hashlib.sha256("\n".join(sorted(r.key for r in rows)).encode()).hexdigest()
     language = str(rows[0].payload.get("language", "vi"))
@@ -259,7 +263,9 @@ def _compose(rows: list[_Due], now: datetime, policy: DeliveryPolicy) -> Outgoin
     if not notices:  # rows without events (not written by `enqueue`): list their subjects
         text = "\n".join(f"• {r.subject}" for r in rows)
         return OutgoingMessage(key=key, subject=rows[0].subject, text=text, at=now)
-    digest = render_digest(notices, language, limit=policy.digest_items, tz=policy.timezone)
+    digest = render_digest(
+        notices, language, limit=policy.digest_items, tz=policy.timezone, public_url=policy.public_url
+    )
     text = digest.text
     if len(notices) < len(rows):  # rows that are not problem events (report reminders) are listed too
         text += "\n\n" + "\n".join(f"• {r.subject}" for r in rows if r.notice is None)

@@ -29,7 +29,7 @@ from monitor.auth.models import Role
 from monitor.db import utcnow
 from monitor.errors import Conflict
 from monitor.web.bodies import api_router
-from monitor.web.deps import Principal, SessionDep, require_roles
+from monitor.web.deps import EngineDep, Principal, SessionDep, require_roles
 from monitor.web.openapi import problems
 from monitor.web.params import IdPath, IdQuery, Offset
 
@@ -85,7 +85,7 @@ def delete_channel(channel_id: IdPath, session: SessionDep, _admin: Admin) -> Re
 
 @router.post("/channels/{channel_id}/test", response_model=ChannelTestResult, responses=problems(502))
 async def test_channel(
-    channel_id: IdPath, session: SessionDep, admin: Admin, request: ChannelTest | None = None
+    channel_id: IdPath, session: SessionDep, engine: EngineDep, admin: Admin, request: ChannelTest | None = None
 ) -> ChannelTestResult:
     """Send a test message now, outside the queue; 502 with the reason when it does not go through."""
 
@@ -99,7 +99,12 @@ async def test_channel(
     try:
         async with open_senders() as senders:
             message = await service.send_test(
-                channel, recipient=recipient, senders=senders, now=utcnow(), language=admin.user.language
+                channel,
+                recipient=recipient,
+                senders=senders,
+                now=utcnow(),
+                language=admin.user.language,
+                engine=engine,  # a Zalo token renewed on the way is kept
             )
     except DeliveryError as exc:
         raise HTTPException(502, f"the test message was not delivered: {exc}") from exc
