@@ -71,6 +71,25 @@ class Settings(BaseSettings):
         "(none by default: the points and commune outlines still show)",
     )
     # --- accounts (monitor/auth/) ---
+    # Sign-in throttling (monitor/auth/throttle.py): by (name, address) pair and by address, never by name alone.
+    login_free_failures: int = Field(
+        default=5, ge=1, le=100, description="wrong passwords of one name from one address before that pair must wait"
+    )
+    login_first_delay_s: float = Field(
+        default=2, gt=0, le=3600, description="the pair's first wait; it doubles with each further failure"
+    )
+    login_max_delay_s: float = Field(
+        default=900, gt=0, le=86400, description="the longest a (name, address) pair is refused at a time"
+    )
+    login_failure_half_life_s: float = Field(
+        default=3600, gt=0, le=7 * 86400, description="a pair's count of failures halves over this much quiet"
+    )
+    login_address_max_names: int = Field(
+        default=20, ge=2, le=10000, description="different names failing from one address before it is refused"
+    )
+    login_address_window_s: float = Field(
+        default=900, gt=0, le=86400, description="the sliding window of login_address_max_names"
+    )
 
     # --- the web process under load and abuse ---
     # Few threads: CPython runs one at a time, and every SQLite call hands the interpreter lock over, so on

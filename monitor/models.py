@@ -9,7 +9,10 @@ from monitor.alerts.models import (
     NotificationChannel,
     NotificationDelivery,
 )
+from monitor.auth.audit import AuditEvent
 from monitor.auth.models import User, UserSession
+from monitor.auth.throttle import LoginFailure
+from monitor.auth.tokens import ApiToken
 from monitor.health.models import DeviceHealthRow, StateChange
 from monitor.inventory.models import BroadcastSystem, Commune, Device, District
 from monitor.reports.models import StateSpan, UptimeDaily, UptimeDay
@@ -29,12 +32,15 @@ metadata = SQLModel.metadata
 __all__ = [
     "AlertProblem",
     "AlertmanagerAlert",
+    "ApiToken",
+    "AuditEvent",
     "BroadcastSystem",
     "Commune",
     "Device",
     "DeviceHealthRow",
     "District",
     "InspectionSchedule",
+    "LoginFailure",
     "MaintenanceWindow",
     "NotificationChannel",
     "NotificationDelivery",

@@ -97,20 +97,20 @@ def create_user(
     return user
 
 
-def set_password(username: str, password: str, *, session: Session) -> None:
-    """Change a user's password and end all their sessions."""
+def set_password(username: str, password: str, *, session: Session) -> User:
+    """Change a user's password and end all their sessions; returns the user."""
     if len(password) < MIN_PASSWORD_LENGTH:
         raise InvalidInput("password too short", [Problem("password", f"at least {MIN_PASSWORD_LENGTH} characters")])
-    user = session.exec(select(User).where(User.username == username)).first()
-    if user is None:
-        raise NotFound("user", username)
+    user = get_user(username, session=session)
     user.password_hash = hash_password(password)
     session.exec(delete(UserSession).where(col(UserSession.user_id) == user.id))
     session.flush()
+    return user
 
 
 class LoginThrottle:
-    """Refuses logins of a name or address after too many failures in a window (kept in memory)."""
+    """Refuses attempts of a key after too many failures in a window, kept in memory (devices' heartbeat
+    tokens; people's sign-ins are throttled in the database by monitor.auth.throttle)."""
 
     def __init__(self, max_failures: int = 10, window_s: float = 900) -> None:
         self.max_failures = max_failures
@@ -137,20 +137,29 @@ class LoginThrottle:
             self._failures.pop(key, None)
 
 
-def authenticate(username: str, password: str, *, session: Session) -> User | None:
-    """The active user with this name and password, or None; rehashes outdated password hashes."""
+def check_sign_in(username: str, password: str, *, session: Session) -> tuple[User | None, str | None]:
+    """The user of this name (None if unknown) and why signing in is refused: `unknown_user`,
+    `wrong_password`, `disabled`, or None when it is accepted (then outdated password hashes are redone)."""
     user = session.exec(select(User).where(User.username == username)).first()
-    if user is None or not user.active:
+    if user is None:
         _hasher.verify(password, _DUMMY_HASH)
-        return None
+        return None, "unknown_user"
     valid, updated = _hasher.verify_and_update(password, user.password_hash)
     if not valid:
-        return None
+        return user, "wrong_password"
+    if not user.active:
+        return user, "disabled"
     if updated is not None:
         user.password_hash = updated
     user.last_login_at = utcnow()
     session.add(user)
-    return user
+    return user, None
+
+
+def authenticate(username: str, password: str, *, session: Session) -> User | None:
+    """The active user with this name and password, or None; rehashes outdated password hashes."""
+    user, refusal = check_sign_in(username, password, session=session)
+    return user if refusal is None else None
 
 
 def start_session(user: User, *, session: Session, ttl: timedelta = SESSION_TTL) -> tuple[str, str]:
@@ -187,5 +196,44 @@ def end_session(token: str, *, session: Session) -> None:
     session.exec(delete(UserSession).where(col(UserSession.token_hash) == _token_hash(token)))
 
 
-def list_users(*, session: Session) -> list[User]:
-    return list(session.exec(select(User).order_by(col(User.username))))
+def list_users(
+    *,
+    session: Session,
+    district_codes: frozenset[str] | None = None,
+    role: Role | None = None,
+    active: bool | None = None,
+) -> list[User]:
+    """Users by name; only those of `district_codes` when given (a district's people), of `role`, or by state."""
+    query = select(User)
+    if district_codes is not None:
+        query = query.where(col(User.district_code).in_(sorted(district_codes)))
+    if role is not None:
+        query = query.where(User.role == role.value)
+    if active is not None:
+        query = query.where(User.active == active)
+    return list(session.exec(query.order_by(col(User.username))))
+
+
+def get_user(username: str, *, session: Session) -> User:
+    """The user of this name, or NotFound."""
+    user = session.exec(select(User).where(User.username == username)).first()
+    if user is None:
+        raise NotFound("user", username)
+    return user
+
+
+def set_active(username: str, active: bool, *, session: Session) -> tuple[User, bool]:
+    """Enable or disable a user; returns the user and whether anything changed.
+
+    A disabled user cannot sign in, and their sessions and API tokens are refused at once (the door checks
+    `active` on every request); their sessions are also ended, so enabling them again asks for a new sign-in.
+    Their tokens are kept and work again once they are enabled: revoke them to end them for good.
+    """
+    user = get_user(username, session=session)
+    changed = user.active != active
+    user.active = active
+    session.add(user)
+    if not active:
+        session.exec(delete(UserSession).where(col(UserSession.user_id) == user.id))
+    session.flush()
+    return user, changed

@@ -73,6 +73,7 @@ def fleet_import(
     Columns: code,name,kind,commune_code,parent_code,protocol,address,port,profile,interval_s,lat,lon,
     installed_on (and optionally vendor,model,active,credentials). See examples/fleet.csv.
     """
+    from monitor.auth.audit import Actor, AuditAction, record
     from monitor.inventory.service import apply_fleet_rows, validate_fleet_rows
 
     engine = migrated_engine(cli_settings())
@@ -85,6 +86,8 @@ def fleet_import(
                 session.rollback()
                 return
             result = apply_fleet_rows(rows, session=session)
+            counts = {"created": result.created, "updated": result.updated, "unchanged": result.unchanged}
+            record(AuditAction.FLEET_IMPORTED, session=session, actor=Actor.shell(), target=file.name, details=counts)
     except FleetFileError as exc:
         typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
         for problem in exc.problems:

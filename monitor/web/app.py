@@ -25,6 +25,7 @@ from monitor.metrics import web_exporter
 from monitor.policies import Policies
 from monitor.web.api import (
     alerts,
+    audit,
     auth,
     heartbeats,
     inventory,
@@ -34,6 +35,7 @@ from monitor.web.api import (
     reports,
     tickets,
     training,
+    users,
 )
 from monitor.web.docs import install_docs
 from monitor.web.guard import GuardLimits, RequestGuard
@@ -112,7 +114,6 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.policies = Policies.build(settings)
     app.state.engine = engine
-    app.state.login_throttle = LoginThrottle()
     # Failed device authentications: 10 per (address, device) and 100 per address in 15 minutes.
     app.state.device_auth_throttles = (LoginThrottle(max_failures=10), LoginThrottle(max_failures=100))
     app.state.database_probe = DatabaseProbe(engine)
@@ -147,6 +148,8 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
     app.include_router(reports.router)
     app.include_router(report_submissions.router)
     app.include_router(training.router)
+    app.include_router(users.router)
+    app.include_router(audit.router)
 
     @app.get("/healthz", tags=["service"])
     async def healthz() -> Any:

@@ -17,8 +17,10 @@ from starlette.concurrency import run_in_threadpool
 from monitor.alerts.models import AlertProblem, MaintenanceWindow
 from monitor.alerts.rules import AlertRules
 from monitor.alerts.service import get_problem, get_window
+from monitor.auth.audit import Actor
 from monitor.auth.models import Role, User
 from monitor.auth.service import Scope, session_user
+from monitor.auth.tokens import is_personal_token, token_user
 from monitor.config import Settings
 from monitor.health.queries import DeviceRow, get_device
 from monitor.inventory.models import Commune
@@ -102,22 +104,39 @@ class Principal:
         return self.scope.role
 
 
+def _bearer_token(request: Request) -> str | None:
+    header = request.headers.get("authorization", "")
+    return header[7:].strip() if header.lower().startswith("bearer ") else None
+
+
+def _personal_token_user(token: str, session: Session) -> User | None:
+    found = token_user(token, session=session)
+    if found is None:
+        return None
+    session.commit()  # "last used", noted at most every few minutes, is kept even if the route fails
+    return found[0]
+
+
 async def get_principal(request: Request, session: SessionDep) -> Principal:
-    """The signed-in user, from a bearer token (API clients) or the session cookie (browsers).
+    """The signed-in user, from a bearer token (a personal API token or a session's token, for API clients)
+    or the session cookie (browsers). A disabled user's tokens and sessions are refused on the spot.
 
     A cookie-authenticated request that changes something must echo the session's CSRF token in the
     X-CSRF-Token header; a bearer token is not sent by browsers on their own, so it needs none.
     """
-    header = request.headers.get("authorization", "")
-    from_cookie = False
-    if header.lower().startswith("bearer "):
-        token = header[7:].strip()
-    else:
+    unauthorized = HTTPException(401, "sign in first", headers={"WWW-Authenticate": "Bearer"})
+    token = _bearer_token(request)
+    if token is not None and is_personal_token(token):
+        user = await run_in_threadpool(_personal_token_user, token, session)
+        if user is None:
+            raise unauthorized
+        return Principal(user, Scope.of(user))
+    from_cookie = token is None
+    if token is None:
         token = request.cookies.get(SESSION_COOKIE, "")
-        from_cookie = True
     found = await run_in_threadpool(session_user, token, session=session) if token else None
     if found is None:
-        raise HTTPException(401, "sign in first", headers={"WWW-Authenticate": "Bearer"})
+        raise unauthorized
     user, user_session = found
     if from_cookie and request.method not in _SAFE_METHODS:
         given = request.headers.get(CSRF_HEADER, "")
@@ -127,6 +146,19 @@ async def get_principal(request: Request, session: SessionDep) -> Principal:
 
 
 PrincipalDep = Annotated[Principal, Depends(get_principal)]
+
+
+def client_address(request: Request) -> str | None:
+    """The address the request came from, as the server saw it."""
+    return request.client.host if request.client else None
+
+
+def audit_actor(request: Request, principal: PrincipalDep) -> Actor:
+    """Who acts in this request, for the audit log (monitor.auth.audit): the signed-in user and their address."""
+    return Actor.user(principal.user, client_address(request))
+
+
+AuditActor = Annotated[Actor, Depends(audit_actor)]
 
 
 def require_roles(*roles: Role) -> Callable[[Principal], Awaitable[Principal]]:

@@ -7,18 +7,20 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import Depends, HTTPException, Query, Request
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from monitor.alerts import service
 from monitor.alerts.alertmanager import parse_payload, receive
 from monitor.alerts.models import AlertProblem, MaintenanceWindow
+from monitor.auth.audit import AuditAction, record
 from monitor.auth.models import Role
 from monitor.db import utcnow
 from monitor.errors import InvalidInput, Problem
 from monitor.web.bodies import api_router, decode_json
 from monitor.web.deps import (
     AlertRulesDep,
+    AuditActor,
     PrincipalDep,
     ScopedList,
     SessionDep,
@@ -69,6 +71,18 @@ class AcknowledgeRequest(BaseModel):
     note: str = Field(default="", max_length=1000)
 
 
+def _a_written_moment(value: Any) -> Any:
+    """A moment written as text with its zone (2026-12-06T08:00:00+07:00), never a number of seconds (pydantic
+    would read 1700000000 as a date); `strict=True` refused the text too, since a JSON body reaches the model
+    as Python values."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        raise ValueError("a date and time as text with its zone, e.g. 2026-12-06T08:00:00+07:00")
+    return value
+
+
+Moment = Annotated[datetime, BeforeValidator(_a_written_moment)]
+
+
 class WindowCreate(BaseModel):
     """A maintenance window: one-off (starts_at..ends_at) or recurring (cron in Asia/Ho_Chi_Minh + duration_s).
 
@@ -91,8 +105,8 @@ class WindowCreate(BaseModel):
     name: str = Field(min_length=1, max_length=200)
     scope: str = Field(pattern=r"^(device|commune|district|kind)$")
     scope_code: str = Field(min_length=1, max_length=64)
-    starts_at: datetime = Field(strict=True)  # a string with its zone, not a number of seconds
-    ends_at: datetime | None = Field(default=None, strict=True)
+    starts_at: Moment
+    ends_at: Moment | None = None
     cron: str | None = Field(default=None, max_length=100, pattern=r"^\S+( \S+){4}$")
     duration_s: int | None = Field(default=None, gt=0, le=30 * 86400)
 
@@ -158,12 +172,19 @@ def create_window(
     body: WindowCreate,
     session: SessionDep,
     principal: Annotated[Any, Depends(require_roles(Role.ADMIN, Role.OFFICER))],
+    actor: AuditActor,
 ) -> WindowPublic:
     """Mute problems of a device, commune, district or kind of device for a while (the true state is still shown)."""
     if body.starts_at.tzinfo is None or (body.ends_at is not None and body.ends_at.tzinfo is None):
         raise InvalidInput("times need a time zone", [Problem("starts_at", "give an offset, e.g. +07:00")])
     window = MaintenanceWindow(**body.model_dump(), created_by=principal.user.id)
     service.create_window(window, session=session, district_codes=principal.scope.district_codes)
+    district = service.district_of_scope(window.scope, window.scope_code, session=session)
+    target = f"{window.scope} {window.scope_code}"
+    details = {"id": window.id, "name": window.name}
+    record(
+        AuditAction.WINDOW_CREATED, session=session, actor=actor, target=target, district_code=district, details=details
+    )
     session.commit()
     return WindowPublic.model_validate(window, from_attributes=True)
 
@@ -173,10 +194,16 @@ def end_window(
     window: VisibleWindow,
     session: SessionDep,
     _principal: Annotated[Any, Depends(require_roles(Role.ADMIN, Role.OFFICER))],
+    actor: AuditActor,
 ) -> None:
     """End a window now (it is kept, inactive, for history)."""
     assert window.id is not None
     service.end_window(window.id, session=session, district_codes=None, now=utcnow())  # through the door
+    district = service.district_of_scope(window.scope, window.scope_code, session=session)
+    target, details = f"{window.scope} {window.scope_code}", {"id": window.id, "name": window.name}
+    record(
+        AuditAction.WINDOW_ENDED, session=session, actor=actor, target=target, district_code=district, details=details
+    )
     session.commit()
 
 

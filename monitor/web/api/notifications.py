@@ -25,11 +25,12 @@ from monitor.alerts.notify.schemas import (
     ChannelUpdate,
     DeliveryPage,
 )
+from monitor.auth.audit import AuditAction, record
 from monitor.auth.models import Role
 from monitor.db import utcnow
 from monitor.errors import Conflict
 from monitor.web.bodies import api_router
-from monitor.web.deps import EngineDep, Principal, SessionDep, require_roles
+from monitor.web.deps import AuditActor, EngineDep, Principal, SessionDep, require_roles
 from monitor.web.openapi import problems
 from monitor.web.params import IdPath, IdQuery, Offset
 
@@ -54,9 +55,11 @@ def list_channels(session: SessionDep, _admin: Admin) -> list[ChannelPublic]:
 
 
 @router.post("/channels", response_model=ChannelPublic, status_code=201, responses=problems(409))
-def create_channel(data: ChannelCreate, session: SessionDep, _admin: Admin) -> ChannelPublic:
+def create_channel(data: ChannelCreate, session: SessionDep, _admin: Admin, actor: AuditActor) -> ChannelPublic:
     """A new channel; its config is checked against its kind (webhook, email, telegram)."""
     channel = service.create_channel(data, session=session, now=utcnow())
+    details = {"id": channel.id, "kind": channel.kind}
+    record(AuditAction.CHANNEL_CREATED, session=session, actor=actor, target=channel.name, details=details)
     _commit(session)
     return service.channel_public(channel)
 
@@ -68,17 +71,23 @@ def get_channel(channel_id: IdPath, session: SessionDep, _admin: Admin) -> Chann
 
 
 @router.patch("/channels/{channel_id}", response_model=ChannelPublic, responses=problems(409))
-def update_channel(channel_id: IdPath, changes: ChannelUpdate, session: SessionDep, _admin: Admin) -> ChannelPublic:
+def update_channel(
+    channel_id: IdPath, changes: ChannelUpdate, session: SessionDep, _admin: Admin, actor: AuditActor
+) -> ChannelPublic:
     """Change a channel; config keys merge into the stored ones, a secret sent back as `***set***` is kept."""
     channel = service.update_channel(channel_id, changes, session=session)
+    changed = sorted(changes.model_dump(exclude_unset=True))  # the fields' names only: config may hold secrets
+    record(AuditAction.CHANNEL_CHANGED, session=session, actor=actor, target=channel.name, details={"fields": changed})
     _commit(session)
     return service.channel_public(channel)
 
 
 @router.delete("/channels/{channel_id}", status_code=204, responses=problems(409))
-def delete_channel(channel_id: IdPath, session: SessionDep, _admin: Admin) -> Response:
+def delete_channel(channel_id: IdPath, session: SessionDep, _admin: Admin, actor: AuditActor) -> Response:
     """Remove a channel with its deliveries (deactivate it instead to keep the history)."""
+    name = service.get_channel(channel_id, session=session).name
     service.delete_channel(channel_id, session=session)
+    record(AuditAction.CHANNEL_DELETED, session=session, actor=actor, target=name, details={"id": channel_id})
     _commit(session)
     return Response(status_code=204)
 
