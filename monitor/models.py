@@ -10,6 +10,7 @@ from monitor.alerts.models import (
     NotificationDelivery,
 )
 from monitor.auth.audit import AuditEvent
+from monitor.auth.idempotency import IdempotencyKey
 from monitor.auth.models import User, UserSession
 from monitor.auth.throttle import LoginFailure
 from monitor.auth.tokens import ApiToken
@@ -39,6 +40,7 @@ __all__ = [
     "Device",
     "DeviceHealthRow",
     "District",
+    "IdempotencyKey",
     "InspectionSchedule",
     "LoginFailure",
     "MaintenanceWindow",

@@ -33,6 +33,8 @@ NOT_DISTRICT_DATA = {
     "channel_id": "notification channels: administrators only, province-wide",
     "attachment_id": "always beside {code}, a ticket looked up through the door",
     "year": "a year; the rows are filtered by the caller's scope",
+    "language": "the pages' language (/lang/{language}), not data",
+    "user_id": "accounts: administrators only, province-wide",
 }
 LISTS = [
     "/api/v1/tickets",

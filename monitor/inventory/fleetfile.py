@@ -191,9 +191,16 @@ def _check_columns(header: list[str], source: str) -> None:
 
 def read_fleet_file(path: Path, file_format: Literal["csv", "yaml"] | None = None) -> list[tuple[int, dict[str, str]]]:
     """Read a fleet file into raw rows; the format follows the extension unless given."""
-    fmt = file_format or ("yaml" if path.suffix.lower() in {".yaml", ".yml"} else "csv")
-    text = _decode(path.read_bytes(), str(path))
-    return read_yaml_rows(text, str(path)) if fmt == "yaml" else read_csv_rows(text, str(path))
+    return read_fleet_bytes(path.read_bytes(), str(path), file_format)
+
+
+def read_fleet_bytes(
+    data: bytes, name: str, file_format: Literal["csv", "yaml"] | None = None
+) -> list[tuple[int, dict[str, str]]]:
+    """Read an uploaded fleet file's bytes into raw rows; the format follows the name unless given."""
+    fmt = file_format or ("yaml" if name.lower().endswith((".yaml", ".yml")) else "csv")
+    text = _decode(data, name)
+    return read_yaml_rows(text, name) if fmt == "yaml" else read_csv_rows(text, name)
 
 
 # --- validating one row -------------------------------------------------------------------------

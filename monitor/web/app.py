@@ -27,18 +27,23 @@ from monitor.web.api import (
     alerts,
     audit,
     auth,
+    fleet_import,
+    fleet_map,
     heartbeats,
     inventory,
     metrics,
     notifications,
     report_submissions,
     reports,
+    ticket_bulk,
     tickets,
     training,
+    user_admin,
     users,
 )
 from monitor.web.docs import install_docs
 from monitor.web.guard import GuardLimits, RequestGuard
+from monitor.web.idempotency import IdempotencyMiddleware
 from monitor.web.openapi import install_openapi
 from monitor.web.problems import install_problem_handlers
 
@@ -46,8 +51,9 @@ HEALTHZ_DATABASE_WAIT_S = 1.0  # /healthz answers within about this, whatever th
 
 
 def is_upload(method: str, path: str) -> bool:
-    """Requests whose body may be as large as an upload (photos): the rest get the smaller JSON cap."""
-    return method == "POST" and path.endswith("/attachments")
+    """Requests whose body may be as large as an upload (photos, a scanned signed report, a fleet file): the rest
+    get the smaller JSON cap."""
+    return method == "POST" and path.endswith(("/attachments", "/submissions", "/fleet/import"))
 
 
 class DatabaseProbe:
@@ -125,6 +131,7 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
     app.state.warm_metrics = False  # set by monitor.runtime for the processes it serves
     install_problem_handlers(app)
     install_docs(app)
+    app.add_middleware(IdempotencyMiddleware)  # inside the guard: an action sent twice is applied once
     app.add_middleware(
         RequestGuard,
         limits=GuardLimits(
@@ -140,15 +147,19 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
     )
     app.include_router(auth.router)
     app.include_router(inventory.router)
+    app.include_router(fleet_map.router)
+    app.include_router(fleet_import.router)
     app.include_router(heartbeats.router)
     app.include_router(metrics.router)
     app.include_router(alerts.router)
     app.include_router(notifications.router)
     app.include_router(tickets.router)
+    app.include_router(ticket_bulk.router)
     app.include_router(reports.router)
     app.include_router(report_submissions.router)
     app.include_router(training.router)
     app.include_router(users.router)
+    app.include_router(user_admin.router)
     app.include_router(audit.router)
 
     @app.get("/healthz", tags=["service"])
