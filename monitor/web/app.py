@@ -46,6 +46,7 @@ from monitor.web.guard import GuardLimits, RequestGuard
 from monitor.web.idempotency import IdempotencyMiddleware
 from monitor.web.openapi import install_openapi
 from monitor.web.problems import install_problem_handlers
+from monitor.web.ui import install_pages
 
 HEALTHZ_DATABASE_WAIT_S = 1.0  # /healthz answers within about this, whatever the database does
 
@@ -176,5 +177,6 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
         status = "ok" if database == "ok" else "degraded"
         return {"status": status, "database": database, "version": __version__}
 
+    install_pages(app)  # the pages for people, after the API's error handlers (it answers pages' errors as pages)
     install_openapi(app)  # last: it documents and completes the routes above
     return app

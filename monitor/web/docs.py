@@ -13,6 +13,8 @@ from importlib.resources import files
 from fastapi import FastAPI
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
+from starlette.responses import Response
+from starlette.types import Scope
 
 STATIC_DIR = files("monitor") / "web" / "static"
 _PAGE = """<!doctype html>
@@ -38,9 +40,21 @@ DOCS_POLICY = (
 )
 
 
+class CachedStaticFiles(StaticFiles):
+    """The service's own files. A URL carrying its content's hash (`?v=`, as the pages write them) never changes
+    meaning, so the browser keeps it a year without asking again: on weak 4G a later page costs only itself."""
+
+    async def get_response(self, path: str, scope: Scope) -> Response:
+        response = await super().get_response(path, scope)
+        if response.status_code == 200:
+            versioned = b"v=" in scope.get("query_string", b"")
+            response.headers["Cache-Control"] = "public, max-age=31536000, immutable" if versioned else "no-cache"
+        return response
+
+
 def install_docs(app: FastAPI) -> None:
     """Serve /static and /docs (create the app with docs_url=None, redoc_url=None)."""
-    app.mount("/static", StaticFiles(directory=str(STATIC_DIR)), name="static")
+    app.mount("/static", CachedStaticFiles(directory=str(STATIC_DIR)), name="static")
     page = _PAGE.format(title=app.title.split(" — ")[0])
 
     @app.get("/docs", include_in_schema=False)

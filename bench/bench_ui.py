@@ -1,0 +1,220 @@
+"""Benchmark of the pages people open: server time under 50 clients, bytes, and first render on slow 4G.
+
+    .venv/bin/python bench/bench_ui.py [--connections 50] [--duration 10]
+
+On a throw-away SQLite database holding the demo's province (seed 1: 1,844 devices) and its seeded year (3,653
+tickets, 544 inspections), a real `monitor serve` on loopback:
+
+1. server time  wrk (`-t2 -c50`) on the overview (an officer's), the queue, a ticket's page, each with the
+                session cookie, beside the API's queue (`GET /api/v1/tickets`) and /healthz as references measured
+                in the same run: req/s, p50 and p99;
+2. bytes        each page's first load (the page, its CSS and scripts, gzip as a browser asks) and a later one
+                (the page alone: its files carry their content's hash and are cached a year);
+3. first render Chromium with the network throttled to slow 4G (1.6 Mbit/s down, 750 kbit/s up, 150 ms RTT),
+                cache empty: first contentful paint of each page, signed in.
+
+Targets (issue 12): p99 at most 100 ms at the demo's size; first load at most 200 KB, a later page 50 KB; first
+render within 2 s on slow 4G.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+for path in (ROOT, ROOT / "bench"):
+    if str(path) not in sys.path:
+        sys.path.insert(0, str(path))
+
+import httpx  # noqa: E402
+from bench_api import parse_wrk  # noqa: E402
+
+from monitor.auth.cast import seed_cast  # noqa: E402
+from monitor.config import load_settings  # noqa: E402
+from monitor.db import make_engine, session_scope, upgrade  # noqa: E402
+from monitor.inventory.demo import seed_demo  # noqa: E402
+from monitor.reports.backfill import backfill_year  # noqa: E402
+from monitor.reports.service import keep_up  # noqa: E402
+from tests.peers import free_port, stop_process  # noqa: E402
+
+SECRET = "bench-ui-secret-key-not-a-placeholder"
+CHROMIUM = "/usr/bin/chromium"
+ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+]
+SLOW_4G = {"offline": False, "latency": 150, "downloadThroughput": 1.6e6 / 8, "uploadThroughput": 750e3 / 8}
+
+
+def log(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+def build(folder: Path) -> str:
+    url = f"sqlite:///{folder / 'ui.db'}"
+    engine = make_engine(load_settings(database_url=url))
+    upgrade(engine)
+    now = datetime.now(UTC)
+    with session_scope(engine) as session:
+        seed_demo(session=session, seed=1)
+        seed_cast(session=session)
+    with session_scope(engine) as session:
+        backfill_year(session, seed=1, now=now)
+    keep_up(engine, now, lag_s=0)
+    engine.dispose()
+    return url
+
+
+def serve(folder: Path, url: str) -> tuple[subprocess.Popen[str], str]:
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MONITOR_")}
+    env |= {
+        "MONITOR_DATABASE_URL": url,
+        "MONITOR_DATA_DIR": str(folder),
+        "MONITOR_SECRET_KEY": SECRET,
+        "MONITOR_PORT": str(port),
+        "MONITOR_COOKIE_SECURE": "false",
+    }
+    out = (folder / "serve.log").open("w")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "monitor", "serve", "--no-dispatcher"],
+        env=env,
+        stdout=out,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    for _ in range(300):
+        try:
+            if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                return process, base
+        except httpx.TransportError:
+            time.sleep(0.1)
+    raise RuntimeError("monitor serve did not start")
+
+
+def wrk(url: str, headers: list[str], connections: int, duration: int) -> dict[str, Any]:
+    command = ["wrk", "-t2", f"-c{connections}"]
+    for header in headers:
+        command += ["-H", header]
+    subprocess.run([*command, "-d2s", url], check=True, capture_output=True, timeout=60)
+    done = subprocess.run(
+        [*command, f"-d{duration}s", "--latency", url],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=duration + 60,
+    )
+    return parse_wrk(done.stdout)
+
+
+def weights(base: str, cookie: str, path: str) -> tuple[int, int]:
+    """Bytes on the wire of a first load (the page, its CSS and scripts) and of a later one (the page alone)."""
+    headers = {"Cookie": f"monitor_session={cookie}", "Accept-Encoding": "gzip"}
+    with httpx.Client(base_url=base, headers=headers) as client:
+        page = client.get(path)
+        page.read()
+        assets = re.findall(r'(?:src|href)="(/static/[^"]+)"', page.text)
+        first = page.num_bytes_downloaded
+        for asset in assets:
+            answer = client.get(asset)
+            answer.read()
+            first += answer.num_bytes_downloaded
+        return first, page.num_bytes_downloaded
+
+
+def first_render(base: str, paths: list[str]) -> dict[str, float]:
+    from playwright.sync_api import sync_playwright
+
+    out = {}
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        for path in paths:
+            context = browser.new_context(viewport={"width": 360, "height": 740}, locale="vi-VN")
+            page = context.new_page()
+            page.goto(f"{base}/login")
+            page.fill("#username", "caoloc")
+            page.fill("#password", "demo-password")
+            page.click("button[type=submit]")
+            page.wait_for_load_state("networkidle")
+            cdp = context.new_cdp_session(page)
+            cdp.send("Network.enable")
+            cdp.send("Network.setCacheDisabled", {"cacheDisabled": True})
+            cdp.send("Network.emulateNetworkConditions", SLOW_4G)
+            page.goto(base + path, wait_until="load")
+            fcp = page.evaluate(
+                "performance.getEntriesByType('paint').find(e => e.name === 'first-contentful-paint')?.startTime"
+            )
+            out[path] = float(fcp or 0) / 1000
+            context.close()
+        browser.close()
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--connections", type=int, default=50)
+    parser.add_argument("--duration", type=int, default=10)
+    args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        raise SystemExit("wrk is missing: apt-get install wrk (make bench installs it)")
+    folder = Path(tempfile.mkdtemp(prefix="bench-ui-"))
+    try:
+        log("building the demo's province and its year")
+        url = build(folder)
+        process, base = serve(folder, url)
+        try:
+            login = httpx.post(f"{base}/api/v1/auth/login", json={"username": "caoloc", "password": "demo-password"})
+            token = login.json()["token"]
+            code = httpx.get(
+                f"{base}/api/v1/tickets", params={"limit": 1}, headers={"Authorization": f"Bearer {token}"}
+            ).json()["items"][0]["code"]
+            cookie = [f"Cookie: monitor_session={token}"]
+            bearer = [f"Authorization: Bearer {token}"]
+            pages = ["/", "/tickets", f"/tickets/{code}"]
+            rows = []
+            for name, path, headers in [
+                *((f"page {p}", p, cookie) for p in pages),
+                ("reference: GET /api/v1/tickets?limit=50", "/api/v1/tickets?limit=50", bearer),
+                ("reference: GET /healthz", "/healthz", bearer),
+            ]:
+                figures = wrk(base + path, headers, args.connections, args.duration)
+                log(f"{name}: {figures['rps']:.0f} req/s, p99 {figures['p99_ms']:.1f} ms, non-2xx {figures['non_2xx']}")
+                rows.append((name, figures))
+            sizes = {path: weights(base, token, path) for path in pages}
+            renders = first_render(base, pages)
+        finally:
+            stop_process(process, grace_s=10)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    print()
+    print(f"Pages at the demo's size (SQLite), wrk -t2 -c{args.connections} -d{args.duration}s, {os.cpu_count()} cores")
+    print("| what | req/s | p50 ms | p99 ms | non-2xx |")
+    print("|---|---:|---:|---:|---:|")
+    for name, f in rows:
+        print(f"| {name} | {f['rps']:.0f} | {f['p50_ms']:.1f} | {f['p99_ms']:.1f} | {f['non_2xx']} |")
+    print()
+    print("| page | first load (kB, gzip) | later load (kB) | first render, slow 4G (s) |")
+    print("|---|---:|---:|---:|")
+    for path in pages:
+        first, later = sizes[path]
+        print(f"| {path} | {first / 1024:.1f} | {later / 1024:.1f} | {renders[path]:.2f} |")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,210 @@
+"""The repair tickets' pages: the queue (`/tickets`, filters in the URL, soonest due first) and one ticket
+(`/tickets/{code}`: its timeline and the actions people take on it).
+
+The queue reads through the API's own filters (`ticket_filters`, `ScopedList`) and the same service; a
+ticket is looked up through the door (`VisibleTicket`), so another district's ticket is a 404 here too.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Annotated, Any
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi.responses import Response
+from sqlmodel import Session, col, select
+
+from monitor.auth.models import Role, User
+from monitor.auth.service import list_users
+from monitor.db import utcnow
+from monitor.health.queries import current_health, device_state_changes
+from monitor.inventory.models import Commune, Device, District
+from monitor.priority import Priority
+from monitor.tickets import service
+from monitor.tickets.choices import OPEN_STATUSES, TicketSource, TicketStatus
+from monitor.tickets.queries import TicketFilters, TicketSummary
+from monitor.tickets.workflow import allowed_actions
+from monitor.web.api.tickets import Filters
+from monitor.web.deps import ScopedList, SessionDep, VisibleTicket
+from monitor.web.ui.door import PagePrincipal
+from monitor.web.ui.render import render
+
+router = APIRouter(include_in_schema=False)
+PAGE = 50
+
+
+@dataclass(frozen=True, slots=True)
+class Line:
+    """A ticket of the queue with what the page shows beside it (its commune's name, its assignee's)."""
+
+    ticket: TicketSummary
+    commune: str
+    assignee: str
+    overdue: bool
+
+
+def _names(session: Session, tickets: list[TicketSummary]) -> tuple[dict[str, str], dict[int, str]]:
+    communes = {t.commune_code for t in tickets if t.commune_code}
+    people = {t.assignee_id for t in tickets if t.assignee_id is not None}
+    commune_names = dict(session.exec(select(Commune.code, Commune.name).where(col(Commune.code).in_(communes))).all())
+    user_names = {
+        user_id: full_name or username
+        for user_id, full_name, username in session.exec(
+            select(User.id, User.full_name, User.username).where(col(User.id).in_(people))
+        ).all()
+        if user_id is not None
+    }
+    return commune_names, user_names
+
+
+def _lines(session: Session, tickets: list[TicketSummary], now: datetime) -> list[Line]:
+    communes, people = _names(session, tickets)
+    return [
+        Line(
+            t,
+            communes.get(t.commune_code or "", t.commune_code or ""),
+            people.get(t.assignee_id, "") if t.assignee_id is not None else "",
+            t.sla_breached or (t.status in {s.value for s in OPEN_STATUSES} and t.resolve_due_at < now),
+        )
+        for t in tickets
+    ]
+
+
+def _people(session: Session, district_codes: frozenset[str] | None) -> list[User]:
+    """Who can take a ticket of these districts: their active technicians and officers (as GET /api/v1/users)."""
+    return [
+        user
+        for user in list_users(session=session, district_codes=district_codes, active=True)
+        if user.role in (Role.TECHNICIAN.value, Role.OFFICER.value) and user.district_code is not None
+    ]
+
+
+def _choices(session: Session, district_codes: frozenset[str] | None) -> dict[str, Any]:
+    districts = select(District).order_by(col(District.code))
+    if district_codes is not None:
+        districts = districts.where(col(District.code).in_(district_codes))
+    return {
+        "districts": list(session.exec(districts)),
+        "people": _people(session, district_codes),
+        "statuses": list(TicketStatus),
+        "priorities": list(Priority),
+        "sources": list(TicketSource),
+    }
+
+
+@router.get("/tickets")
+def queue(
+    request: Request,
+    principal: PagePrincipal,
+    session: SessionDep,
+    scope: ScopedList,
+    filters: Filters,
+    view: Annotated[str | None, Query(pattern=r"^(mine)$")] = None,
+    after: Annotated[str | None, Query(max_length=200, pattern=r"^[A-Za-z0-9_-]*$")] = None,
+) -> Response:
+    """The queue, soonest due first, filtered as the URL says; `view=mine` is a technician's work: their open
+    tickets, then their district's open tickets nobody has taken yet."""
+    now = utcnow()
+    query_args = [(key, value) for key, value in request.query_params.multi_items() if key != "after"]
+    context: dict[str, Any] = {
+        "principal": principal,
+        "now": now,
+        "args": dict(request.query_params),
+        "selected": {key: request.query_params.getlist(key) for key in ("status", "priority", "source")},
+        "export_query": urlencode([(k, v) for k, v in query_args if k != "view"]),
+        "view": view,
+        **_choices(session, principal.scope.district_codes),
+    }
+    if view == "mine":
+        mine = service.list_tickets(
+            TicketFilters.open_queue(assignee_id=principal.user.id),
+            session=session,
+            district_codes=scope.district_codes,
+            limit=200,
+        )
+        free = service.list_tickets(
+            TicketFilters.open_queue(unassigned=True),
+            session=session,
+            district_codes=scope.district_codes,
+            limit=200,
+        )
+        context.update(mine=_lines(session, mine.items, now), free=_lines(session, free.items, now))
+        return render(request, "my_work.html", context)
+    page = service.list_tickets(filters, session=session, district_codes=scope.district_codes, after=after, limit=PAGE)
+    next_url = None
+    if page.next_cursor is not None:
+        next_url = "/tickets?" + urlencode([*query_args, ("after", page.next_cursor)])
+    context.update(
+        lines=_lines(session, page.items, now),
+        next_url=next_url,
+        bulk=principal.role in (Role.ADMIN, Role.OFFICER),
+    )
+    template = (
+        "_ticket_rows.html" if after is not None and request.headers.get("hx-request") == "true" else "tickets.html"
+    )
+    return render(request, template, context)
+
+
+@router.get("/tickets/new")
+def new_ticket(request: Request, principal: PagePrincipal, session: SessionDep) -> Response:
+    """A commune's report (a call, a visit): about one of its devices or the commune's system as a whole."""
+    if principal.role not in (Role.ADMIN, Role.OFFICER):
+        raise HTTPException(403, "this needs one of the roles: admin, officer")
+    communes = select(Commune).order_by(col(Commune.district_code), col(Commune.name))
+    if principal.scope.district_codes is not None:
+        communes = communes.where(col(Commune.district_code).in_(principal.scope.district_codes))
+    return render(
+        request,
+        "ticket_new.html",
+        {"principal": principal, "communes": list(session.exec(communes)), "priorities": list(Priority)},
+    )
+
+
+def _timeline(session: Session, ticket: Any) -> list[dict[str, Any]]:
+    """The ticket's history and its device's state changes since it opened, newest first."""
+    people = dict(session.exec(select(User.id, User.full_name)).all())
+    items: list[dict[str, Any]] = [
+        {"at": event.at, "kind": event.kind, "event": event, "who": people.get(event.actor_user_id) or ""}
+        for event in service.history(ticket.code, session=session)
+    ]
+    if ticket.device_id is not None:
+        device = session.get(Device, ticket.device_id)
+        if device is not None:
+            for change in device_state_changes(device.code, session=session, limit=50):
+                if change.at >= ticket.created_at:
+                    items.append({"at": change.at, "kind": "state", "change": change, "who": ""})
+    items.sort(key=lambda item: item["at"], reverse=True)
+    return items
+
+
+@router.get("/tickets/{code}")
+def ticket_page(request: Request, ticket: VisibleTicket, principal: PagePrincipal, session: SessionDep) -> Response:
+    """One ticket: what, where, due when, its device now, the actions allowed, and its timeline."""
+    device = session.get(Device, ticket.device_id) if ticket.device_id is not None else None
+    health = current_health(ticket.device_id, session=session) if ticket.device_id is not None else None
+    commune = session.get(Commune, ticket.commune_code) if ticket.commune_code else None
+    district = session.get(District, ticket.district_code)
+    assignee = session.get(User, ticket.assignee_id) if ticket.assignee_id is not None else None
+    can_work = principal.role in (Role.ADMIN, Role.OFFICER, Role.TECHNICIAN)
+    return render(
+        request,
+        "ticket.html",
+        {
+            "principal": principal,
+            "now": utcnow(),
+            "t": ticket,
+            "device": device,
+            "health": health,
+            "commune": commune,
+            "district": district,
+            "assignee": assignee,
+            "actions": allowed_actions(ticket.status) if can_work else [],
+            "timeline": _timeline(session, ticket),
+            "attachments": service.attachments(ticket.code, session=session),
+            "can_work": can_work,
+            "can_assign": principal.role in (Role.ADMIN, Role.OFFICER),
+            "people": _people(session, frozenset({ticket.district_code})),
+        },
+    )
