@@ -545,7 +545,7 @@ def test_notification_families_count_every_channel_from_zero(small_fleet: Engine
     failed = {
         dict(k)["channel"]: v for k, v in of(series, "fleet_notification_deliveries_total", outcome="failed").items()
     }
-    assert failed == {"email": 0, "telegram": 3, "webhook": 0}
+    assert failed == {"email": 0, "telegram": 3, "webhook": 0, "zalo": 0}
     assert of(series, "fleet_notification_messages_total", channel="telegram", outcome="failed")
     assert sum(of(series, "fleet_notification_deliveries").values()) == 0, "no delivery in the table yet"
 

@@ -173,3 +173,15 @@ def test_the_queue_keeps_its_filters_in_the_url_and_links_the_export(
 def test_the_map_tile_host_alone_joins_the_image_policy() -> None:
     assert "img-src 'self' data:;" in page_policy(None)
     assert "img-src 'self' data: https://tiles.example.vn;" in page_policy("https://tiles.example.vn/{z}/{x}/{y}.png")
+
+
+def test_a_plain_form_carries_the_sessions_csrf_token(browser: TestClient) -> None:
+    sign_in(browser, "caoloc")
+    page = browser.get("/").text
+    token = re.search(r'<meta name="csrf-token" content="([^"]+)">', page)
+    assert token is not None and f'name="csrf_token" value="{token.group(1)}"' in page  # the sign-out form
+    assert browser.post("/logout", data={"csrf_token": "forged"}).status_code == 403
+    assert browser.get("/").status_code == 200  # still signed in
+    out = browser.post("/logout", data={"csrf_token": token.group(1)})
+    assert out.status_code == 303 and out.headers["location"] == "/login"
+    assert browser.get("/").status_code == 303

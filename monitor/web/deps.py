@@ -89,6 +89,7 @@ EngineDep = Annotated[Engine, Depends(get_engine)]
 
 SESSION_COOKIE = "monitor_session"
 CSRF_HEADER = "X-CSRF-Token"
+CSRF_FIELD = "csrf_token"  # the same token in a plain form
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
@@ -140,8 +141,15 @@ async def get_principal(request: Request, session: SessionDep) -> Principal:
     user, user_session = found
     if from_cookie and request.method not in _SAFE_METHODS:
         given = request.headers.get(CSRF_HEADER, "")
+        content_type = request.headers.get("content-type", "")
+        if not given and content_type.startswith(("application/x-www-form-urlencoded", "multipart/form-data")):
+            form = await request.form()  # a plain form (no script) carries it as a field, read once it is parsed
+            field = form.get(CSRF_FIELD)
+            given = field if isinstance(field, str) else ""
         if not hmac.compare_digest(given, user_session.csrf_token):
             raise HTTPException(403, "missing or wrong CSRF token")
+    if from_cookie:
+        request.state.csrf_token = user_session.csrf_token  # the pages write it into their forms
     return Principal(user, Scope.of(user))
 
 

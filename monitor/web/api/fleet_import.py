@@ -31,7 +31,7 @@ class ImportAnswer(BaseModel):
     dry_run: bool
 
 
-@router.post("/import", response_model=ImportAnswer, responses=problems(403, 422))
+@router.post("/import", response_model=ImportAnswer, responses=problems(400, 403, 422))
 def import_fleet(
     session: SessionDep,
     settings: SettingsDep,

@@ -14,20 +14,18 @@ from urllib.parse import quote
 from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import RedirectResponse, Response
-from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from monitor.auth.service import session_user
-from monitor.errors import Conflict, InvalidInput, NotFound
+from monitor.errors import Conflict, InvalidInput, MonitorError, NotFound
 from monitor.i18n import N_, gettext
-from monitor.web.deps import SESSION_COOKIE, Principal, SessionDep, get_principal
+from monitor.web.deps import Principal, SessionDep, get_principal
 from monitor.web.ui.render import render
 
 #: Paths that are not pages: their errors stay problem-details JSON.
 NOT_PAGES = ("/api/", "/static/", "/metrics", "/healthz", "/docs", "/openapi.json")
 
 
-class SignInRequired(Exception):
+class SignInRequired(MonitorError):
     """A page was asked for without a valid session: the person signs in first."""
 
 
@@ -43,11 +41,7 @@ async def page_principal(request: Request, session: SessionDep) -> Principal:
         if exc.status_code == 401:
             raise SignInRequired from exc
         raise
-    # The page carries its session's CSRF token (a meta tag for htmx, a hidden field in plain forms).
-    token = request.cookies.get(SESSION_COOKIE, "")
-    found = await run_in_threadpool(session_user, token, session=session) if token else None
-    request.state.csrf_token = found[1].csrf_token if found is not None else ""
-    return principal
+    return principal  # get_principal left the session's CSRF token in request.state for the page's forms
 
 
 PagePrincipal = Annotated[Principal, Depends(page_principal)]
