@@ -16,7 +16,7 @@ from monitor.inventory.choices import UnitStructure
 
 app = typer.Typer(
     help="Giám sát cụm loa và bảng tin điện tử — fleet monitoring and repair tickets for a province's "
-    "grassroots information network.\n\nTry it: `monitor demo`, then open http://127.0.0.1:8000/docs.",
+    "grassroots information network.\n\nTry it: `monitor demo`, then open http://127.0.0.1:8000/.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
@@ -83,7 +83,7 @@ def demo(
             f"the usual fleet ports are taken (another demo?): this fleet answers on HTTP {ports.http}, "
             f"SNMP {ports.snmp}/{ports.snmp_v3}, MQTT {ports.mqtt}, on 127.1.x.y"
         )
-    typer.echo(f"open http://127.0.0.1:{port}/docs (API) — sign in with POST /api/v1/auth/login")
+    typer.echo(f"open http://127.0.0.1:{port}/ and sign in as one of these (the API: http://127.0.0.1:{port}/docs)")
     typer.echo(f"demo users, password {DEMO_PASSWORD!r}:")
     for person in CAST:
         code = person.district_code

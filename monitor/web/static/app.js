@@ -51,6 +51,16 @@
     markStale(event.detail.elt, true);
   });
 
+  // A live part does not refresh under someone's hands: not while they have rows selected or are typing in it.
+  document.addEventListener("htmx:beforeRequest", function (event) {
+    var live = event.detail.elt;
+    if (!live.classList || !live.classList.contains("live")) return;
+    var busy = live.querySelector("input:checked, input[form]:checked") ||
+      (document.activeElement && live.contains(document.activeElement) && document.activeElement.matches("input, textarea, select"));
+    var selected = document.querySelector('input[form]:checked');
+    if (busy || (selected && live.contains(selected))) event.preventDefault();
+  });
+
   document.addEventListener("htmx:afterSwap", function (event) {
     markStale(event.detail.elt, false);
   });
