@@ -22,9 +22,10 @@ import pytest
 from sqlalchemy.engine import Engine
 from sqlmodel import col, select
 
+from monitor.alerts.models import AlertProblem
 from monitor.config import Settings
 from monitor.db import make_engine, session_scope, utcnow
-from monitor.inventory.models import Commune
+from monitor.inventory.models import Commune, Device
 from monitor.priority import Priority
 from monitor.tickets import service
 from monitor.tickets.policy import TicketPolicy
@@ -78,12 +79,14 @@ def served(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequ
 def tickets(served: Served) -> dict[str, list[str]]:
     engine: Engine = make_engine(Settings(database_url=f"sqlite:///{served.database}"))
     made: dict[str, list[str]] = {"183": [], "189": []}
+    commune_codes: dict[str, str] = {}
     with session_scope(engine) as session:
         for district, count in (("183", 3), ("189", 1)):
             commune = session.exec(
                 select(Commune).where(col(Commune.district_code) == district).order_by(col(Commune.code))
             ).first()
             assert commune is not None
+            commune_codes[district] = commune.code
             for n in range(count):
                 made[district].append(
                     service.create_manual_ticket(
@@ -96,6 +99,27 @@ def tickets(served: Served) -> dict[str, list[str]]:
                         policy=TicketPolicy(),
                     ).code
                 )
+        # An active problem of Cao Lộc, as the dispatcher leaves it, for the officer to acknowledge.
+        device = session.exec(select(Device).where(col(Device.commune_code) == commune_codes["183"])).first()
+        assert device is not None
+        session.add(
+            AlertProblem(
+                key=f"device:{device.code}:offline",
+                scope="device",
+                scope_code=device.code,
+                kind="offline",
+                source="health",
+                status="active",
+                priority="P2",
+                device_id=device.id,
+                commune_code=device.commune_code,
+                district_code="183",
+                title=f"Mất kết nối: {device.name}",
+                members=[device.code],
+                started_at=utcnow(),
+                activated_at=utcnow(),
+            )
+        )
     engine.dispose()
     return made
 
@@ -178,6 +202,11 @@ def test_an_officer_sees_their_district_assigns_in_bulk_and_exports(
     page.click("#bulk button[type=submit]")
     page.wait_for_selector("#messages .message", timeout=10_000)
     assert "2/2" in page.inner_text("#messages")
+    page = visit.open("/problems")
+    page.check('input[name="ids"]')
+    page.fill("#ack-note", "Đã cử kỹ thuật viên")
+    visit.act("#ack button[type=submit]", "#problems", "Đã cử kỹ thuật viên")
+    page = visit.open("/tickets")
     with page.expect_download() as download:
         page.click("text=Excel (XLSX)")
     assert download.value.suggested_filename.endswith(".xlsx")
