@@ -34,22 +34,18 @@ class DistrictSummary:
 def list_districts(*, session: Session, district_codes: frozenset[str] | None = None) -> list[DistrictSummary]:
     """Districts (or maintenance areas) with their numbers of communes and devices.
 
-    `district_codes` limits what is seen (a district-scoped user); None means every district.
+    `district_codes` limits what is seen (a district-scoped user); None means every district. The counts are
+    taken for those districts alone: an officer's overview does not count the province's 100,000 devices.
     """
-    communes = dict(
-        session.exec(select(Commune.district_code, func.count()).group_by(col(Commune.district_code))).all()
+    communes_query = select(Commune.district_code, func.count()).group_by(col(Commune.district_code))
+    devices_query = (
+        select(Commune.district_code, func.count())
+        .select_from(Device)
+        .join(Commune, col(Device.commune_code) == Commune.code)
+        .group_by(col(Commune.district_code))
     )
-    devices = dict(
-        session.exec(
-            select(Commune.district_code, func.count())
-            .select_from(Device)
-            .join(Commune, col(Device.commune_code) == Commune.code)
-            .group_by(col(Commune.district_code))
-        ).all()
-    )
-    by_state: dict[str, dict[str, int]] = defaultdict(lambda: {s.value: 0 for s in DeviceState})
     state = sa.func.coalesce(col(DeviceHealthRow.state), DeviceState.UNKNOWN.value)
-    rows = session.exec(
+    states_query = (
         select(Commune.district_code, state, func.count())
         .select_from(Device)
         .join(Commune, col(Device.commune_code) == Commune.code)
@@ -57,11 +53,18 @@ def list_districts(*, session: Session, district_codes: frozenset[str] | None = 
         .where(col(Device.active).is_(True))
         .group_by(col(Commune.district_code), state)
     )
-    for district_code, state_value, count in rows:
-        by_state[district_code][state_value] = int(count)
     query = select(District).order_by(col(District.code))
     if district_codes is not None:
-        query = query.where(col(District.code).in_(district_codes))
+        scope = sorted(district_codes)
+        communes_query = communes_query.where(col(Commune.district_code).in_(scope))
+        devices_query = devices_query.where(col(Commune.district_code).in_(scope))
+        states_query = states_query.where(col(Commune.district_code).in_(scope))
+        query = query.where(col(District.code).in_(scope))
+    communes = dict(session.exec(communes_query).all())
+    devices = dict(session.exec(devices_query).all())
+    by_state: dict[str, dict[str, int]] = defaultdict(lambda: {s.value: 0 for s in DeviceState})
+    for district_code, state_value, count in session.exec(states_query):
+        by_state[district_code][state_value] = int(count)
     return [
         DistrictSummary(d, communes.get(d.code, 0), devices.get(d.code, 0), dict(by_state[d.code]))
         for d in session.exec(query)
