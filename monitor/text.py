@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from pathlib import PurePosixPath, PureWindowsPath
 
 _SPACES = re.compile(r"\s+")
 # đ/Đ is a letter of its own, not d with a combining mark, so NFD leaves it alone.
@@ -24,3 +25,11 @@ def like_pattern(query: str) -> str:
     """A LIKE pattern matching folded text that contains every word of `query`, in order."""
     words = [w.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") for w in fold(query).split()]
     return "%" + "%".join(words) + "%"
+
+
+def uploaded_name(filename: str, default: str) -> str:
+    """The name an uploaded file is shown under: its last path component (whichever separators the client
+    used), printable characters only, at most 200; `default` when nothing is left."""
+    name = PureWindowsPath(PurePosixPath(filename).name).name
+    name = "".join(ch for ch in name if ch.isprintable()).strip()
+    return name[:200] or default

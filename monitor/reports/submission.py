@@ -23,7 +23,7 @@ import zipfile
 from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from pathlib import Path, PurePosixPath, PureWindowsPath
+from pathlib import Path, PurePosixPath
 
 import sqlalchemy as sa
 from sqlmodel import Field, Session, SQLModel, col, select
@@ -36,6 +36,7 @@ from monitor.i18n import local_date
 from monitor.inventory.models import District
 from monitor.inventory.service import get_district
 from monitor.labels import LabelledEnum
+from monitor.text import uploaded_name
 
 #: The word that names the province's own report where a district code would stand (CLI, API, folders).
 PROVINCE = "province"
@@ -175,11 +176,6 @@ def _describe(data: bytes) -> str:
     return "not a PDF or DOCX document"
 
 
-def _original_name(filename: str) -> str:
-    # Keep only the last path component, whichever separators the client used.
-    name = PureWindowsPath(PurePosixPath(filename).name).name
-    name = "".join(ch for ch in name if ch.isprintable()).strip()
-    return name[:200] or "bao-cao"
 
 
 def check_report_file(filename: str, data: bytes, *, max_bytes: int) -> tuple[str, str]:
@@ -247,7 +243,7 @@ def submit_report(
     record = ReportSubmission(
         year=year,
         district_code=district_code,
-        filename=_original_name(filename),
+        filename=uploaded_name(filename, "bao-cao"),
         content_type=content_type,
         size_bytes=len(data),
         sha256=hashlib.sha256(data).hexdigest(),

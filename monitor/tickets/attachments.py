@@ -14,11 +14,12 @@ import re
 import time
 import uuid
 from datetime import datetime
-from pathlib import Path, PurePosixPath, PureWindowsPath
+from pathlib import Path, PurePosixPath
 
 from sqlmodel import Session, col, select
 
 from monitor.errors import InvalidInput, Problem
+from monitor.text import uploaded_name
 from monitor.tickets.choices import EventKind
 from monitor.tickets.models import TicketAttachment
 from monitor.tickets.store import begin_write, find_ticket, record_event
@@ -51,11 +52,6 @@ def _describe(data: bytes) -> str:
     return "not a JPEG, PNG or WebP image"
 
 
-def _original_name(filename: str) -> str:
-    # Keep only the last path component, whichever separators the client used.
-    name = PureWindowsPath(PurePosixPath(filename).name).name
-    name = "".join(ch for ch in name if ch.isprintable()).strip()
-    return name[:200] or "photo"
 
 
 def save_attachment(
@@ -105,7 +101,7 @@ def save_attachment(
     attachment = TicketAttachment(
         ticket_id=ticket.id,
         path=str(relative),
-        original_filename=_original_name(filename),
+        original_filename=uploaded_name(filename, "photo"),
         content_type=content_type,
         size_bytes=len(data),
         sha256=hashlib.sha256(data).hexdigest(),
