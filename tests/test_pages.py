@@ -185,3 +185,20 @@ def test_a_plain_form_carries_the_sessions_csrf_token(browser: TestClient) -> No
     out = browser.post("/logout", data={"csrf_token": token.group(1)})
     assert out.status_code == 303 and out.headers["location"] == "/login"
     assert browser.get("/").status_code == 303
+
+
+def test_the_training_register_page_holds_the_district_alone(browser: TestClient, app: object) -> None:
+    from monitor.i18n import local_today
+    from tests.conftest import login
+
+    with TestClient(app) as api:  # type: ignore[arg-type]
+        admin = login(api, "admin")
+        for district, topic in ((CAO_LOC, "Vận hành cụm loa IP"), (DINH_LAP, "Biên tập tin bài")):
+            body = {"held_on": local_today().isoformat(), "district_code": district, "topic": topic, "hours": 8}
+            assert api.post("/api/v1/training/sessions", json=body, headers=admin).status_code == 201
+    sign_in(browser, "caoloc")
+    page = browser.get("/training")
+    assert page.status_code == 200 and "Vận hành cụm loa IP" in page.text and "Biên tập tin bài" not in page.text
+    assert 'data-api="/api/v1/training/sessions"' in page.text  # an officer records their district's sessions
+    sign_in(browser, "kythuat")
+    assert 'data-api="/api/v1/training/sessions"' not in browser.get("/training").text

@@ -15,9 +15,11 @@ from monitor.auth.models import Role
 from monitor.bounds import MAX_YEAR, MIN_YEAR
 from monitor.db import utcnow
 from monitor.i18n import local_today
-from monitor.inventory.models import District
+from monitor.inventory.models import Commune, District
+from monitor.reports import training
+from monitor.reports.annual import PLAN_FIRST_YEAR
 from monitor.reports.submission import Deadlines, submission_status
-from monitor.web.deps import SessionDep, SettingsDep
+from monitor.web.deps import ScopedList, SessionDep, SettingsDep
 from monitor.web.ui.door import PagePrincipal
 from monitor.web.ui.render import render
 
@@ -55,5 +57,51 @@ def reports_page(
             "can_submit": principal.role in (Role.ADMIN, Role.OFFICER),
             "first": f"{year}-01-01",
             "last": (today if year == today.year else date(year, 12, 31)).isoformat(),
+        },
+    )
+
+
+@router.get("/training")
+def training_page(
+    request: Request,
+    principal: PagePrincipal,
+    session: SessionDep,
+    scope: ScopedList,
+    year: Annotated[int | None, Query(ge=MIN_YEAR, le=MAX_YEAR)] = None,
+) -> Response:
+    """The training register of the person's districts: the year's sessions, the share of communes whose
+    grassroots information officer was trained this year and since the plan began, and the forms to record a
+    session and its attendees (officers for their own district)."""
+    today = local_today(utcnow())
+    year = year or today.year
+    first, last = date(year, 1, 1), min(date(year, 12, 31), today) if year == today.year else date(year, 12, 31)
+    sessions = training.list_sessions(session=session, district_codes=scope.district_codes, first=first, last=last)
+    communes = select(Commune).order_by(col(Commune.district_code), col(Commune.name))
+    districts = select(District).order_by(col(District.code))
+    if scope.district_codes is not None:
+        communes = communes.where(col(Commune.district_code).in_(scope.district_codes))
+        districts = districts.where(col(District.code).in_(scope.district_codes))
+    return render(
+        request,
+        "training.html",
+        {
+            "principal": principal,
+            "year": year,
+            "sessions": sessions,
+            "coverage_year": training.coverage(
+                session=session, district_codes=scope.district_codes, first=first, last=last
+            ),
+            "coverage_plan": training.coverage(
+                session=session,
+                district_codes=scope.district_codes,
+                first=date(min(PLAN_FIRST_YEAR, year), 1, 1),
+                last=last,
+            ),
+            "plan_first_year": min(PLAN_FIRST_YEAR, year),
+            "communes": list(session.exec(communes)),
+            "districts": list(session.exec(districts)),
+            "roles": list(training.AttendeeRole),
+            "can_write": principal.role in (Role.ADMIN, Role.OFFICER),
+            "today": today,
         },
     )
