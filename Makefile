@@ -13,6 +13,9 @@ SEED   ?= 1
 $(BIN)/python:
 	@test -n "$(PYTHON)" || { echo "no python3.13, python3.12 or python3.11 found: install one (Debian: python3)"; exit 1; }
 	$(PYTHON) -m venv $(VENV)
+	# Python 3.11's bundled pip (23.2) refuses the lock: in --require-hashes mode it looks up an extra of a
+	# pinned package (amqtt's pwdlib[argon2]) on the index instead of taking the pinned one. 24.2 does not.
+	$(BIN)/python -m pip install --quiet "pip==24.2"
 
 # Reinstall only when the lock file changes.
 $(VENV)/.installed: requirements.lock pyproject.toml | $(BIN)/python
