@@ -37,6 +37,7 @@ for path in (ROOT, ROOT / "bench"):
         sys.path.insert(0, str(path))
 
 import httpx  # noqa: E402
+import sqlalchemy as sa  # noqa: E402
 from bench_api import parse_wrk  # noqa: E402
 
 from monitor.auth.cast import seed_cast  # noqa: E402
@@ -65,17 +66,42 @@ def log(message: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
 
 
-def build(folder: Path) -> str:
+def build(folder: Path, devices: int | None, tickets: int) -> str:
+    """The demo's province and seeded year; or `devices` devices with a year of spans (bench_reports.py's
+    generator) and `tickets` tickets (bench_tickets.py's), for the pages at a province's full size."""
     url = f"sqlite:///{folder / 'ui.db'}"
     engine = make_engine(load_settings(database_url=url))
     upgrade(engine)
     now = datetime.now(UTC)
-    with session_scope(engine) as session:
-        seed_demo(session=session, seed=1)
-        seed_cast(session=session)
-    with session_scope(engine) as session:
-        backfill_year(session, seed=1, now=now)
-    keep_up(engine, now, lag_s=0)
+    if devices is None:
+        with session_scope(engine) as session:
+            seed_demo(session=session, seed=1)
+            seed_cast(session=session)
+        with session_scope(engine) as session:
+            backfill_year(session, seed=1, now=now)
+        keep_up(engine, now, lag_s=0)
+    else:
+        import bench_reports
+        from bench_tickets import Place, load_tickets
+
+        from monitor.inventory.models import Commune, Device, District
+        from monitor.reports.rollup import rebuild
+        from monitor.text import fold
+
+        bench_reports.seed(engine, devices, 1)
+        with session_scope(engine) as session:
+            seed_cast(session=session)
+            rebuild(session, now, lag_s=0)
+        with engine.connect() as connection:
+            rows = connection.execute(
+                sa.select(
+                    Device.id, Device.code, Device.commune_code, Commune.district_code, Commune.name, District.name
+                )
+                .join(Commune, Commune.code == Device.commune_code)
+                .join(District, District.code == Commune.district_code)
+            ).all()
+        places = [Place(i, code, c, d, fold(f"{cn} {dn}")) for i, code, c, d, cn, dn in rows]
+        load_tickets(engine, tickets, places)
     engine.dispose()
     return url
 
@@ -170,13 +196,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--connections", type=int, default=50)
     parser.add_argument("--duration", type=int, default=10)
+    parser.add_argument("--devices", type=int, help="a fleet of this size instead of the demo's (no history but spans)")
+    parser.add_argument("--tickets", type=int, default=1_000_000, help="tickets with --devices")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is missing: apt-get install wrk (make bench installs it)")
     folder = Path(tempfile.mkdtemp(prefix="bench-ui-"))
     try:
-        log("building the demo's province and its year")
-        url = build(folder)
+        log("building " + ("the demo's province and its year" if args.devices is None else f"{args.devices:,} devices"))
+        url = build(folder, args.devices, args.tickets)
         process, base = serve(folder, url)
         try:
             login = httpx.post(f"{base}/api/v1/auth/login", json={"username": "caoloc", "password": "demo-password"})
@@ -203,7 +231,8 @@ def main() -> None:
     finally:
         shutil.rmtree(folder, ignore_errors=True)
     print()
-    print(f"Pages at the demo's size (SQLite), wrk -t2 -c{args.connections} -d{args.duration}s, {os.cpu_count()} cores")
+    size = "the demo's size" if args.devices is None else f"{args.devices:,} devices, {args.tickets:,} tickets"
+    print(f"Pages at {size} (SQLite), wrk -t2 -c{args.connections} -d{args.duration}s, {os.cpu_count()} cores")
     print("| what | req/s | p50 ms | p99 ms | non-2xx |")
     print("|---|---:|---:|---:|---:|")
     for name, f in rows:
