@@ -2,17 +2,28 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import timedelta
 
 from fastapi import HTTPException, Request, Response
 from pydantic import BaseModel, Field
+from sqlmodel import Session
 
 from monitor.auth import throttle
 from monitor.auth.audit import Actor, AuditAction, record
 from monitor.auth.models import Role, User
 from monitor.auth.service import check_sign_in, end_session, start_session
+from monitor.config import Settings
 from monitor.web.bodies import api_router
-from monitor.web.deps import SESSION_COOKIE, AuditActor, PrincipalDep, SessionDep, SettingsDep, client_address
+from monitor.web.deps import (
+    SESSION_COOKIE,
+    AuditActor,
+    Principal,
+    PrincipalDep,
+    SessionDep,
+    SettingsDep,
+    client_address,
+)
 from monitor.web.openapi import problems
 
 router = api_router(prefix="/api/v1/auth", tags=["auth"])
@@ -55,25 +66,31 @@ class LoginResponse(BaseModel):
     user: UserPublic
 
 
-@router.post("/login", response_model=LoginResponse, responses=problems(401, 429))
-def login(
-    body: LoginRequest, request: Request, response: Response, session: SessionDep, settings: SettingsDep
-) -> LoginResponse:
-    """Sign in with a user name and password.
+@dataclass(frozen=True, slots=True)
+class SignedIn:
+    """A new session: its user, its token (the cookie's value) and its CSRF token."""
+
+    user: User
+    token: str
+    csrf_token: str
+    max_age_s: int
+
+
+def sign_in(username: str, password: str, *, request: Request, session: Session, settings: Settings) -> SignedIn:
+    """Check a user name and password through the throttle, record the outcome in the audit log, start a session.
 
     Wrong passwords slow down the (name, address) pair that makes them, then refuse it for a while (429 with
     Retry-After); an address failing across many names is refused as a whole. Nobody signing in from another
-    address is ever held back by someone else's failures on their name. Every refusal is in the audit log.
+    address is ever held back by someone else's failures on their name. The API's sign-in and the pages' form
+    both come through here.
     """
     address = client_address(request)
     key = throttle.client_key(address)
-    actor = Actor(name=body.username, address=address)
-    verdict = throttle.admit(body.username, key, session=session, rules=throttle.ThrottleRules.from_settings(settings))
+    actor = Actor(name=username, address=address)
+    verdict = throttle.admit(username, key, session=session, rules=throttle.ThrottleRules.from_settings(settings))
     if not verdict.allowed:
         reason = "address_refused" if verdict.refused == "address" else "too_many_failures"
-        record(
-            AuditAction.SIGN_IN_REFUSED, session=session, actor=actor, target=body.username, details={"reason": reason}
-        )
+        record(AuditAction.SIGN_IN_REFUSED, session=session, actor=actor, target=username, details={"reason": reason})
         session.commit()
         raise HTTPException(
             429,
@@ -82,22 +99,21 @@ def login(
             headers={"Retry-After": str(verdict.retry_after_s)},
         )
     session.commit()  # the attempt is counted before the (slow) password check: parallel guesses see it
-    user, refusal = check_sign_in(body.username, body.password, session=session)
+    user, refusal = check_sign_in(username, password, session=session)
     if user is None or refusal is not None:
         known = Actor.user(user, address) if user is not None else actor
-        details = {"reason": refusal}
         record(
             AuditAction.SIGN_IN_REFUSED,
             session=session,
             actor=known,
-            target=body.username,
+            target=username,
             district_code=user.district_code if user is not None else None,
-            details=details,
+            details={"reason": refusal},
         )
         session.commit()
         wait = {"Retry-After": str(verdict.retry_after_s)} if verdict.retry_after_s else None
         raise HTTPException(401, "wrong user name or password", headers=wait)
-    throttle.succeeded(body.username, key, session=session)
+    throttle.succeeded(username, key, session=session)
     record(
         AuditAction.SIGN_IN,
         session=session,
@@ -108,22 +124,23 @@ def login(
     ttl = timedelta(hours=settings.session_hours)
     token, csrf = start_session(user, session=session, ttl=ttl)
     session.commit()
+    return SignedIn(user, token, csrf, int(ttl.total_seconds()))
+
+
+def set_session_cookie(response: Response, signed: SignedIn, settings: Settings) -> None:
+    """The session's token as an HttpOnly, SameSite cookie (Secure unless told otherwise), for browsers."""
     response.set_cookie(
         SESSION_COOKIE,
-        token,
-        max_age=int(ttl.total_seconds()),
+        signed.token,
+        max_age=signed.max_age_s,
         httponly=True,
         secure=settings.cookie_secure,
         samesite="lax",
     )
-    return LoginResponse(token=token, csrf_token=csrf, user=UserPublic.build(user))
 
 
-@router.post("/logout", status_code=204)
-def logout(
-    request: Request, response: Response, principal: PrincipalDep, actor: AuditActor, session: SessionDep
-) -> None:
-    """End this session (the token stops working at once). A personal API token is not ended by this: revoke it."""
+def sign_out(request: Request, principal: Principal, actor: Actor, session: Session) -> None:
+    """End the request's session (bearer token or cookie) and record it; a personal API token is not ended."""
     header = request.headers.get("authorization", "")
     token = header[7:].strip() if header.lower().startswith("bearer ") else request.cookies.get(SESSION_COOKIE, "")
     end_session(token, session=session)
@@ -135,6 +152,29 @@ def logout(
         district_code=principal.user.district_code,
     )
     session.commit()
+
+
+@router.post("/login", response_model=LoginResponse, responses=problems(401, 429))
+def login(
+    body: LoginRequest, request: Request, response: Response, session: SessionDep, settings: SettingsDep
+) -> LoginResponse:
+    """Sign in with a user name and password.
+
+    Wrong passwords slow down the (name, address) pair that makes them, then refuse it for a while (429 with
+    Retry-After); an address failing across many names is refused as a whole. Nobody signing in from another
+    address is ever held back by someone else's failures on their name. Every refusal is in the audit log.
+    """
+    signed = sign_in(body.username, body.password, request=request, session=session, settings=settings)
+    set_session_cookie(response, signed, settings)
+    return LoginResponse(token=signed.token, csrf_token=signed.csrf_token, user=UserPublic.build(signed.user))
+
+
+@router.post("/logout", status_code=204)
+def logout(
+    request: Request, response: Response, principal: PrincipalDep, actor: AuditActor, session: SessionDep
+) -> None:
+    """End this session (the token stops working at once). A personal API token is not ended by this: revoke it."""
+    sign_out(request, principal, actor, session)
     response.delete_cookie(SESSION_COOKIE)
 
 

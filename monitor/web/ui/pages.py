@@ -18,9 +18,7 @@ from monitor.auth.audit import Actor
 from monitor.auth.models import Role
 from monitor.db import utcnow
 from monitor.i18n import LANGUAGES, gettext
-from monitor.web.api.auth import LoginRequest
-from monitor.web.api.auth import login as api_login
-from monitor.web.api.auth import logout as api_logout
+from monitor.web.api.auth import set_session_cookie, sign_in, sign_out
 from monitor.web.deps import SESSION_COOKIE, SessionDep, SettingsDep, client_address
 from monitor.web.overview import overview
 from monitor.web.ui.door import PagePrincipal, safe_next
@@ -83,9 +81,8 @@ def login_submit(
             status=422,
             error=gettext("Nhập tên đăng nhập và mật khẩu."),
         )
-    answer = Response()
     try:
-        api_login(LoginRequest(username=username, password=password), request, answer, session, settings)
+        signed = sign_in(username, password, request=request, session=session, settings=settings)
     except HTTPException as exc:
         if exc.status_code == 429:
             wait = (exc.headers or {}).get("Retry-After", "60")
@@ -94,9 +91,7 @@ def login_submit(
             message = gettext("Sai tên đăng nhập hoặc mật khẩu.")
         return _login_form(request, next_path=target, username=username, status=exc.status_code, error=message)
     response = RedirectResponse(target, status_code=303)
-    for key, value in answer.headers.items():
-        if key.lower() == "set-cookie":
-            response.headers.append("set-cookie", value)
+    set_session_cookie(response, signed, settings)
     response.delete_cookie(LOGIN_CSRF_COOKIE)
     return response
 
@@ -104,8 +99,7 @@ def login_submit(
 @router.post("/logout")
 def logout_submit(request: Request, principal: PagePrincipal, session: SessionDep) -> Response:
     """Sign out (a form posted with the session's CSRF token, like every change)."""
-    answer = Response()
-    api_logout(request, answer, principal, Actor.user(principal.user, client_address(request)), session)
+    sign_out(request, principal, Actor.user(principal.user, client_address(request)), session)
     if request.headers.get("hx-request") == "true":
         response: Response = Response(status_code=204, headers={"HX-Redirect": "/login"})
     else:
@@ -121,7 +115,7 @@ def switch_language(
     """Choose the language of the pages (kept a year in a cookie), then go back."""
     if language not in LANGUAGES:
         raise HTTPException(404, "no such language")
-    response = RedirectResponse(safe_next(next or request.headers.get("referer-path")), status_code=303)
+    response = RedirectResponse(safe_next(next), status_code=303)
     settings = request.app.state.settings
     response.set_cookie(
         LANGUAGE_COOKIE, language, max_age=365 * 86_400, httponly=False, secure=settings.cookie_secure, samesite="lax"
