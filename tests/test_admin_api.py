@@ -118,3 +118,16 @@ def test_the_map_holds_the_callers_district_alone(client: TestClient) -> None:
     assert client.get("/api/v1/map", params={"district": "189"}, headers=officer).status_code == 404
     every = client.get("/api/v1/map", headers=login(client, "admin")).json()
     assert len(every["communes"]) == 200 and len(every["devices"]) > len(mine["devices"])
+
+
+def test_the_overview_as_data_is_the_pages_and_scoped(client: TestClient) -> None:
+    officer = login(client, "caoloc")
+    mine = client.get("/api/v1/overview", headers=officer)
+    assert mine.status_code == 200, mine.text
+    body = mine.json()
+    assert [d["code"] for d in body["districts"]] == ["183"]
+    assert sum(body["devices_by_state"].values()) == body["districts"][0]["devices"]
+    assert set(body["tickets_by_priority"]) == {"P1", "P2", "P3", "P4"} and body["coverage"]["communes"] == 22
+    assert client.get("/api/v1/overview", params={"district": "189"}, headers=officer).status_code == 404
+    province = client.get("/api/v1/overview", headers=login(client, "lanhdao")).json()
+    assert len(province["districts"]) == 11 and province["coverage"]["communes"] == 200

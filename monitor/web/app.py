@@ -33,6 +33,7 @@ from monitor.web.api import (
     inventory,
     metrics,
     notifications,
+    overview,
     report_submissions,
     reports,
     ticket_bulk,
@@ -157,6 +158,7 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
     app.include_router(tickets.router)
     app.include_router(ticket_bulk.router)
     app.include_router(reports.router)
+    app.include_router(overview.router)
     app.include_router(report_submissions.router)
     app.include_router(training.router)
     app.include_router(users.router)
