@@ -194,8 +194,8 @@ def _devices_by_kind(session: Session, district_codes: list[str] | None, last: d
     return {kind.value: int(counts.get(kind.value, 0)) for kind in DeviceKind}
 
 
-def _incidents(session: Session, district_codes: list[str] | None, report: SlaReport) -> list[IncidentLine]:
-    start, end = period_bounds(report.first, report.last)
+def _incidents(session: Session, district_codes: list[str] | None, first: date, last: date) -> list[IncidentLine]:
+    start, end = period_bounds(first, last)
     query = (
         select(Ticket.kind, sa.func.count())
         .where(
@@ -272,7 +272,7 @@ def annual_figures(
         uptime_by_commune=uptime(GroupBy.COMMUNE),
         sla_by_district=sla_by_district,
         sla_by_kind=sla_report(session, first, last, by=SlaBy.KIND, districts=codes, sources=CORRECTIVE),
-        incidents=_incidents(session, codes, sla_by_district),
+        incidents=_incidents(session, codes, first, last),
         planned_tickets=_planned_tickets(session, codes, first, last),
         training_year=coverage(session=session, district_codes=codes, first=first, last=last),
         training_plan=coverage(session=session, district_codes=codes, first=date(plan_first, 1, 1), last=last),

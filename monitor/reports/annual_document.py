@@ -17,12 +17,13 @@ from datetime import date
 from typing import Any, Literal
 
 from monitor.config import Settings
-from monitor.health.states import FaultCode
+from monitor.health.states import FaultCode, fault_label
 from monitor.i18n import format_date, local_date
 from monitor.inventory.choices import DeviceKind
 from monitor.reports.annual import TARGET_IP_2025, TARGET_IP_2030, AnnualFigures
-from monitor.reports.review import ReplaceReason
+from monitor.reports.review import ReplaceReason, kind_label
 from monitor.reports.uptime import METHOD_VI, UptimeRow
+from monitor.tickets.export import TICKET_KINDS, ticket_kind_label
 
 ColumnKind = Literal["text", "int", "percent", "hours", "vnd", "number", "date"]
 SUBJECT = (
@@ -155,18 +156,9 @@ class AnnualDocument:
         return [block for block in self.blocks if isinstance(block, Table)] + self.appendix
 
 
-def _kind_name(kind: str) -> str:
-    try:
-        return DeviceKind(kind).label_vi
-    except ValueError:
-        return kind
-
-
 def _cause_name(kind: str) -> str:
-    try:
-        return FaultCode(kind).label_vi
-    except ValueError:
-        return {"report": "Cơ sở báo hỏng", "inspection": "Kiểm tra định kỳ"}.get(kind, kind)
+    """What opened a ticket: a device's fault (health's words), a commune's report or an inspection (tickets')."""
+    return ticket_kind_label(kind) if kind in TICKET_KINDS else fault_label(kind, "vi")
 
 
 def _availability(row: UptimeRow | None) -> float | None:
@@ -434,7 +426,7 @@ class _Builder:
                 "uptime_kind",
                 "Tỷ lệ hoạt động theo loại thiết bị",
                 _uptime_columns("Loại thiết bị"),
-                [_uptime_line(row, _kind_name(row.key)) for row in f.uptime_by_kind.rows],
+                [_uptime_line(row, kind_label(row.key)) for row in f.uptime_by_kind.rows],
                 _uptime_line(f.uptime_by_kind.total, TOTAL),
             )
         )
@@ -460,7 +452,7 @@ class _Builder:
                 "Phiếu sửa chữa và thời gian xử lý",
                 sla_columns,
                 [
-                    sla_line(row.key, row.name if f.is_province else _kind_name(row.key), row.figures)
+                    sla_line(row.key, row.name if f.is_province else kind_label(row.key), row.figures)
                     for row in sla_report.rows
                 ],
                 sla_line("", TOTAL, sla_report.total.figures),
@@ -598,7 +590,7 @@ class _Builder:
                 "Chi phí sửa chữa theo đơn vị và loại thiết bị",
                 cost_columns,
                 [cost_line(row) for row in r.costs_by_district]
-                + [cost_line(row, _kind_name(row.key)) for row in r.costs_by_kind],
+                + [cost_line(row, kind_label(row.key)) for row in r.costs_by_kind],
                 cost_line(r.costs_total, TOTAL),
                 note="Các dòng theo đơn vị và theo loại thiết bị là hai cách chia của cùng một tổng.",
             )
@@ -631,7 +623,7 @@ class _Builder:
                     [
                         d.code,
                         d.name,
-                        _kind_name(d.kind),
+                        kind_label(d.kind),
                         d.commune_code,
                         d.installed_on,
                         d.age_years,

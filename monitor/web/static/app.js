@@ -27,6 +27,9 @@
     if (note) note.hidden = !stale;
   }
 
+  // queue.js (the offline queue) speaks and signs its requests the same way.
+  window.monitorPage = { csrfToken: csrfToken, say: say };
+
   document.addEventListener("htmx:configRequest", function (event) {
     var token = csrfToken();
     if (token) event.detail.headers["X-CSRF-Token"] = token;

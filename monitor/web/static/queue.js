@@ -36,17 +36,12 @@
     crypto.getRandomValues(bytes);
     return Array.prototype.map.call(bytes, function (b) { return (b + 256).toString(16).slice(1); }).join("");
   }
-  function csrf() {
-    var meta = document.querySelector('meta[name="csrf-token"]');
-    return meta ? meta.content : "";
-  }
+  // app.js (loaded before this file) reads the session's CSRF token and writes into the message area.
+  function csrf() { return window.monitorPage.csrfToken(); }
   function say(text, kind) {
-    var area = document.getElementById("messages");
-    if (!area) return;
     var box = document.createElement("p");
-    box.className = "message " + (kind || "");
-    box.textContent = text;
-    area.replaceChildren(box);
+    box.textContent = text; // never HTML: it may hold what the server echoed of a person's input
+    window.monitorPage.say(box.outerHTML, kind);
   }
 
   function showPending() {

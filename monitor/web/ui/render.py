@@ -158,22 +158,16 @@ def _fault(code: str) -> str:
 
 
 @cache
-def _static_versions() -> dict[str, str]:
-    return {}
+def _version(path: str) -> str:
+    try:
+        return hashlib.sha256((STATIC_DIR / path).read_bytes()).hexdigest()[:12]
+    except (FileNotFoundError, IsADirectoryError):
+        return __version__
 
 
 def static_url(path: str) -> str:
     """/static/<path>?v=<content hash>: cached for a year by the browser, refetched when the file changes."""
-    versions = _static_versions()
-    version = versions.get(path)
-    if version is None:
-        try:
-            data = (STATIC_DIR / path).read_bytes()
-            version = hashlib.sha256(data).hexdigest()[:12]
-        except (FileNotFoundError, IsADirectoryError):
-            version = __version__
-        versions[path] = version
-    return f"/static/{path}?v={version}"
+    return f"/static/{path}?v={_version(path)}"
 
 
 @cache
