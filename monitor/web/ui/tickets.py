@@ -33,6 +33,7 @@ from monitor.web.ui.render import render
 
 router = APIRouter(include_in_schema=False)
 PAGE = 50
+OPEN_VALUES = frozenset(status.value for status in OPEN_STATUSES)
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,7 +67,7 @@ def _lines(session: Session, tickets: list[TicketSummary], now: datetime) -> lis
             t,
             communes.get(t.commune_code or "", t.commune_code or ""),
             people.get(t.assignee_id, "") if t.assignee_id is not None else "",
-            t.sla_breached or (t.status in {s.value for s in OPEN_STATUSES} and t.resolve_due_at < now),
+            t.sla_breached or (t.status in OPEN_VALUES and t.resolve_due_at < now),
         )
         for t in tickets
     ]
@@ -164,10 +165,12 @@ def new_ticket(request: Request, principal: PagePrincipal, session: SessionDep) 
 
 def _timeline(session: Session, ticket: Any) -> list[dict[str, Any]]:
     """The ticket's history and its device's state changes since it opened, newest first."""
-    people = dict(session.exec(select(User.id, User.full_name)).all())
+    events = service.history(ticket.code, session=session)
+    actors = {event.actor_user_id for event in events if event.actor_user_id is not None}
+    people = dict(session.exec(select(User.id, User.full_name).where(col(User.id).in_(actors))).all())
     items: list[dict[str, Any]] = [
         {"at": event.at, "kind": event.kind, "event": event, "who": people.get(event.actor_user_id) or ""}
-        for event in service.history(ticket.code, session=session)
+        for event in events
     ]
     if ticket.device_id is not None:
         device = session.get(Device, ticket.device_id)
