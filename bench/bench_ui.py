@@ -5,9 +5,9 @@
 On a throw-away SQLite database holding the demo's province (seed 1: 1,844 devices) and its seeded year (3,653
 tickets, 544 inspections), a real `monitor serve` on loopback:
 
-1. server time  wrk (`-t2 -c50`) on the overview (an officer's), the queue, a ticket's page, each with the
-                session cookie, beside the API's queue (`GET /api/v1/tickets`) and /healthz as references measured
-                in the same run: req/s, p50 and p99;
+1. server time  `monitor serve --workers 2` (one per core), wrk (`-t2 -c50`) on the overview (an officer's),
+                the queue, a ticket's page, each with the session cookie, beside the API's queue
+                (`GET /api/v1/tickets`) and /healthz as references measured in the same run: req/s, p50, p99;
 2. bytes        each page's first load (the page, its CSS and scripts, gzip as a browser asks) and a later one
                 (the page alone: its files carry their content's hash and are cached a year);
 3. first render Chromium with the network throttled to slow 4G (1.6 Mbit/s down, 750 kbit/s up, 150 ms RTT),
@@ -106,7 +106,7 @@ def build(folder: Path, devices: int | None, tickets: int) -> str:
     return url
 
 
-def serve(folder: Path, url: str) -> tuple[subprocess.Popen[str], str]:
+def serve(folder: Path, url: str, workers: int) -> tuple[subprocess.Popen[str], str]:
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("MONITOR_")}
     env |= {
@@ -118,7 +118,7 @@ def serve(folder: Path, url: str) -> tuple[subprocess.Popen[str], str]:
     }
     out = (folder / "serve.log").open("w")
     process = subprocess.Popen(
-        [sys.executable, "-m", "monitor", "serve", "--no-dispatcher"],
+        [sys.executable, "-m", "monitor", "serve", "--no-dispatcher", "--workers", str(workers)],
         env=env,
         stdout=out,
         stderr=subprocess.STDOUT,
@@ -196,6 +196,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--connections", type=int, default=50)
     parser.add_argument("--duration", type=int, default=10)
+    parser.add_argument("--workers", type=int, default=2, help="web processes (monitor serve --workers)")
     parser.add_argument("--devices", type=int, help="a fleet of this size instead of the demo's (no history but spans)")
     parser.add_argument("--tickets", type=int, default=1_000_000, help="tickets with --devices")
     args = parser.parse_args()
@@ -205,7 +206,7 @@ def main() -> None:
     try:
         log("building " + ("the demo's province and its year" if args.devices is None else f"{args.devices:,} devices"))
         url = build(folder, args.devices, args.tickets)
-        process, base = serve(folder, url)
+        process, base = serve(folder, url, args.workers)
         try:
             login = httpx.post(f"{base}/api/v1/auth/login", json={"username": "caoloc", "password": "demo-password"})
             token = login.json()["token"]
@@ -232,7 +233,10 @@ def main() -> None:
         shutil.rmtree(folder, ignore_errors=True)
     print()
     size = "the demo's size" if args.devices is None else f"{args.devices:,} devices, {args.tickets:,} tickets"
-    print(f"Pages at {size} (SQLite), wrk -t2 -c{args.connections} -d{args.duration}s, {os.cpu_count()} cores")
+    print(
+        f"Pages at {size} (SQLite), {args.workers} web workers, wrk -t2 -c{args.connections} -d{args.duration}s, "
+        f"{os.cpu_count()} cores"
+    )
     print("| what | req/s | p50 ms | p99 ms | non-2xx |")
     print("|---|---:|---:|---:|---:|")
     for name, f in rows:

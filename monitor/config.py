@@ -98,6 +98,18 @@ class Settings(BaseSettings):
     web_threads: int | None = Field(
         default=None, ge=1, le=1000, description="threads for the requests' database work (default: SQLite 2, else 8)"
     )
+    web_workers: int = Field(
+        default=1,
+        ge=1,
+        le=64,
+        description="web processes sharing the port (`monitor serve`); about one per core beside the database",
+    )
+    web_overview_max_age_s: float = Field(
+        default=5.0,
+        ge=0,
+        le=300,
+        description="the overview's figures are shared per district scope for this long (0: built per request)",
+    )
     web_max_body_bytes: int = Field(
         default=1024 * 1024, ge=1024, description="largest request body (JSON, forms); 413 beyond, before parsing"
     )

@@ -8,10 +8,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
+import multiprocessing
+import multiprocessing.process
+import os
+import signal
 import socket
+import threading
 import time
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Coroutine, Iterator, Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -143,15 +149,134 @@ async def background(*coroutines: Any) -> AsyncIterator[None]:
         await asyncio.gather(*tasks, return_exceptions=True)
 
 
-async def run_web(settings: Settings, engine: Engine, host: str, port: int, *, with_dispatcher: bool) -> None:
-    """The web process, with the dispatcher in it unless the deployment runs `monitor dispatch` apart."""
+async def run_web(
+    settings: Settings,
+    engine: Engine,
+    host: str,
+    port: int,
+    *,
+    with_dispatcher: bool,
+    sockets: list[socket.socket] | None = None,
+) -> None:
+    """The web process, with the dispatcher in it unless the deployment runs `monitor dispatch` apart.
+
+    `sockets`: a listening socket bound by the pool's supervisor (`run_web_pool`), shared by its workers.
+    """
     app = create_app(settings, engine)
     server = _server(app, settings, host, port)
     jobs = alert_jobs(settings, engine, f"web-{port}", app.state.delivery_stats) if with_dispatcher else []
     stopper = Stopper(settings.shutdown_timeout_s)
+    # What is built by now lives as long as the process: out of the collector's sight, a full collection
+    # no longer walks the app, the templates and the ORM's mappers on every request's garbage.
+    gc.collect()
+    gc.freeze()
     with stopper.installed(server.stop):
         async with background(*jobs):
-            await server.serve()
+            await server.serve(sockets=sockets)
+
+
+def run_web_forever(settings: Settings, engine: Engine, host: str, port: int, *, with_dispatcher: bool) -> None:
+    """`monitor serve`: one web process, or `settings.web_workers` of them sharing the port (`run_web_pool`)."""
+    if settings.web_workers == 1:
+        event_loop_run(run_web(settings, engine, host, port, with_dispatcher=with_dispatcher))
+        return
+    engine.dispose()  # the workers open their own; the supervisor's dispatcher opens this one again
+    event_loop_run(run_web_pool(settings, engine, host, port, with_dispatcher=with_dispatcher))
+
+
+def event_loop_run(main: Coroutine[Any, Any, None]) -> None:
+    """Run a web process's loop on uvloop (installed with uvicorn's standard extras; asyncio's own otherwise).
+
+    A page's request spends a tenth of its time in the loop's machinery (`bench/bench_ui.py`); uvloop's is C.
+    """
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvloop is in the lock; a platform without it runs asyncio's loop
+        asyncio.run(main)
+        return
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        runner.run(main)
+
+
+async def run_web_pool(settings: Settings, engine: Engine, host: str, port: int, *, with_dispatcher: bool) -> None:
+    """Several web processes on one listening socket, supervised: the kernel hands each new connection to one.
+
+    The supervisor binds the port, starts `settings.web_workers` processes (spawned: nothing of this process's
+    state is shared) and starts a worker again when one dies (not more often than once a second per slot). It
+    runs the dispatcher itself when asked, so that one process dispatches, as one `monitor dispatch` would.
+    Every worker is stateless (sessions, sign-in throttle and idempotency keys live in the database); each
+    keeps its own bounds (`web_threads`, `web_client_max_active`, `web_max_connections`), so a pool of N
+    allows N times each. A worker ends by itself when its supervisor is gone (killed with -9).
+    On SIGTERM or Ctrl-C the supervisor asks each worker to stop, gives them `shutdown_timeout_s`, then kills.
+    """
+    listening = uvicorn.Config(app="", host=host, port=port).bind_socket()
+    context = multiprocessing.get_context("spawn")
+    supervisor = os.getpid()
+    workers: list[multiprocessing.process.BaseProcess | None] = [None] * settings.web_workers
+    started = [0.0] * settings.web_workers
+
+    def start(slot: int) -> None:
+        process = context.Process(
+            target=_pool_worker,
+            args=(settings, listening, host, port, supervisor),
+            name=f"monitor-web-{slot}",
+            daemon=False,
+        )
+        process.start()
+        workers[slot], started[slot] = process, time.monotonic()
+
+    stopping = asyncio.Event()
+    stopper = Stopper(settings.shutdown_timeout_s)
+    jobs = alert_jobs(settings, engine, f"web-{port}", DeliveryStats()) if with_dispatcher else []
+    for slot in range(settings.web_workers):
+        start(slot)
+    log.info("web pool: %d workers on %s:%d", settings.web_workers, host, port)
+    try:
+        with stopper.installed(stopping.set):
+            async with background(*jobs):
+                while not stopping.is_set():
+                    for slot, process in enumerate(workers):
+                        if process is not None and not process.is_alive() and not stopping.is_set():
+                            if time.monotonic() - started[slot] < 1.0:
+                                continue
+                            log.error("web worker %s ended (code %s): starting it again", process.pid, process.exitcode)
+                            start(slot)
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(stopping.wait(), 0.5)
+    finally:
+        await asyncio.to_thread(_stop_workers, [w for w in workers if w is not None], settings.shutdown_timeout_s)
+        listening.close()
+
+
+def _stop_workers(workers: Sequence[multiprocessing.process.BaseProcess], deadline_s: float) -> None:
+    for process in workers:
+        if process.is_alive():
+            process.terminate()  # SIGTERM: the worker's Stopper finishes the requests under way
+    end = time.monotonic() + deadline_s
+    for process in workers:
+        process.join(max(0.0, end - time.monotonic()))
+        if process.is_alive():
+            log.error("web worker %s did not stop within %.0f s: killed", process.pid, deadline_s)
+            process.kill()
+            process.join(5)
+
+
+def _pool_worker(settings: Settings, listening: socket.socket, host: str, port: int, supervisor: int) -> None:
+    """One worker of `run_web_pool` (a spawned process): serve on the supervisor's socket until told to stop."""
+    from monitor.db import make_engine
+
+    os.setpgrp()  # Ctrl-C reaches the supervisor alone, which stops its workers in order
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    threading.Thread(target=_end_with, args=(supervisor,), name="supervisor-watch", daemon=True).start()
+    event_loop_run(run_web(settings, make_engine(settings), host, port, with_dispatcher=False, sockets=[listening]))
+
+
+def _end_with(supervisor: int) -> None:
+    """Stop this worker (SIGTERM to itself) once its supervisor is gone: nobody would stop or replace it."""
+    while os.getppid() == supervisor:
+        time.sleep(1.0)
+    log.error("the web pool's supervisor %d is gone: stopping", supervisor)
+    os.kill(os.getpid(), signal.SIGTERM)
 
 
 async def run_dispatcher(settings: Settings, engine: Engine) -> None:

@@ -109,9 +109,7 @@ def test_assignee_beyond_a_user_id(client: TestClient, assignee: int) -> None:
 @pytest.mark.parametrize("cost", [2**63, 10**12 + 1, -1])
 def test_costs_beyond_what_a_repair_costs(client: TestClient, cost: int) -> None:
     ticket = report(client)
-    answer = client.post(
-        f"/api/v1/tickets/{ticket['code']}/costs", json={"parts_cost_vnd": cost, "labour_cost_vnd": 0}
-    )
+    answer = client.post(f"/api/v1/tickets/{ticket['code']}/costs", json={"parts_cost_vnd": cost, "labour_cost_vnd": 0})
     refused(answer)
 
 

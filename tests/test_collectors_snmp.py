@@ -213,8 +213,7 @@ def test_our_requests_are_byte_for_byte_what_an_independent_encoder_writes() -> 
         assert encode_get(1, b"public", request_id, oids) == expected
     # and what aiosnmp (the encoder the templates were first built with) wrote, pinned
     assert encode_get(1, b"public", 1234, ("1.3.6.1.2.1.1.3.0", "1.3.6.1.2.1.1.1.0")).hex() == (
-        "303502010104067075626c6963a028020204d2020100020100301c"
-        "300c06082b060102010103000500300c06082b060102010101000500"
+        "303502010104067075626c6963a028020204d2020100020100301c300c06082b060102010103000500300c06082b060102010101000500"
     )
 
 

@@ -158,7 +158,7 @@ def test_fifty_heartbeats_that_never_finish_their_body_do_not_take_the_service_d
             s.sendall(
                 f"POST /api/v1/heartbeats/{served.device} HTTP/1.1\r\nHost: x\r\n"
                 f"Authorization: Bearer {served.device_token}\r\nContent-Type: application/json\r\n"
-                "Content-Length: 5000\r\n\r\n{\"status\": ".encode()
+                'Content-Length: 5000\r\n\r\n{"status": '.encode()
             )
             sockets.append(s)
         health = _healthz_answers(served)

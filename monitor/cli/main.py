@@ -105,14 +105,20 @@ def serve(
     host: Annotated[str | None, typer.Option(help="address to listen on (default: MONITOR_HOST)")] = None,
     port: Annotated[int | None, typer.Option(help="port (default: MONITOR_PORT)")] = None,
     dispatcher: Annotated[bool, typer.Option(help="also run the alerts dispatcher in this process")] = True,
+    workers: Annotated[
+        int | None,
+        typer.Option(help="web processes sharing the port (default: MONITOR_WEB_WORKERS, 1)", min=1, max=64),
+    ] = None,
 ) -> None:
     """Run the web app and API (and, by default, the alerts dispatcher) on the configured database."""
-    from monitor.runtime import run_web
+    from monitor.runtime import run_web_forever
 
     configure_logging()
     settings = production_settings()
+    if workers is not None:
+        settings = settings.model_copy(update={"web_workers": workers})
     engine = migrated_engine(settings)
-    asyncio.run(run_web(settings, engine, host or settings.host, port or settings.port, with_dispatcher=dispatcher))
+    run_web_forever(settings, engine, host or settings.host, port or settings.port, with_dispatcher=dispatcher)
 
 
 @app.command()

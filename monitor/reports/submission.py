@@ -176,8 +176,6 @@ def _describe(data: bytes) -> str:
     return "not a PDF or DOCX document"
 
 
-
-
 def check_report_file(filename: str, data: bytes, *, max_bytes: int) -> tuple[str, str]:
     """`(content type, extension)` of an acceptable signed report; InvalidInput saying why otherwise."""
     if "\x00" in filename:

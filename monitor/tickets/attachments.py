@@ -52,8 +52,6 @@ def _describe(data: bytes) -> str:
     return "not a JPEG, PNG or WebP image"
 
 
-
-
 def save_attachment(
     code: str,
     filename: str,

@@ -41,18 +41,35 @@ def get_ticket(code: str, *, session: Session, district_codes: Collection[str] |
 
 def history(code: str, *, session: Session, district_codes: Collection[str] | None = None) -> list[TicketEvent]:
     """The ticket's events, oldest first."""
-    ticket = get_ticket(code, session=session, district_codes=district_codes)
-    query = select(TicketEvent).where(col(TicketEvent.ticket_id) == ticket.id).order_by(col(TicketEvent.id))
-    return list(session.exec(query))
+    return events_of(get_ticket(code, session=session, district_codes=district_codes), session=session)
+
+
+def events_of(ticket: Ticket, *, session: Session) -> list[TicketEvent]:
+    """The events of a ticket already found (and checked against the reader's scope), oldest first."""
+    return list(session.exec(_EVENTS, params={"ticket_id": ticket.id}))
 
 
 def attachments(
     code: str, *, session: Session, district_codes: Collection[str] | None = None
 ) -> list[TicketAttachment]:
     """The ticket's photos, oldest first."""
-    ticket = get_ticket(code, session=session, district_codes=district_codes)
-    query = select(TicketAttachment).where(col(TicketAttachment.ticket_id) == ticket.id)
-    return list(session.exec(query.order_by(col(TicketAttachment.id))))
+    return attachments_of(get_ticket(code, session=session, district_codes=district_codes), session=session)
+
+
+def attachments_of(ticket: Ticket, *, session: Session) -> list[TicketAttachment]:
+    """The photos of a ticket already found (and checked against the reader's scope), oldest first."""
+    return list(session.exec(_ATTACHMENTS, params={"ticket_id": ticket.id}))
+
+
+# Built once: a ticket's page reads these on every view.
+_EVENTS = (
+    select(TicketEvent).where(col(TicketEvent.ticket_id) == sa.bindparam("ticket_id")).order_by(col(TicketEvent.id))
+)
+_ATTACHMENTS = (
+    select(TicketAttachment)
+    .where(col(TicketAttachment.ticket_id) == sa.bindparam("ticket_id"))
+    .order_by(col(TicketAttachment.id))
+)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -8,7 +8,7 @@ They are written in the modules named below and gathered here:
 
     lifecycle.py    open_or_update_ticket(s), resolve_problem, close_resolved, reconcile, mark_breaches
     actions.py      create_manual_ticket, transition, assign, change_priority, add_comment, record_costs
-    queries.py      get_ticket, list_tickets, history, attachments, district_costs
+    queries.py      get_ticket, list_tickets, history, attachments (events_of, attachments_of), district_costs
     planned.py      create_schedule, open_planned_tickets
     attachments.py  save_attachment
     routing.py      route_district
@@ -37,7 +37,9 @@ from monitor.tickets.queries import (
     TicketFilters,
     TicketList,
     attachments,
+    attachments_of,
     district_costs,
+    events_of,
     get_ticket,
     history,
     list_tickets,
@@ -58,11 +60,13 @@ __all__ = [
     "allowed_actions",
     "assign",
     "attachments",
+    "attachments_of",
     "change_priority",
     "close_resolved",
     "create_manual_ticket",
     "create_schedule",
     "district_costs",
+    "events_of",
     "get_ticket",
     "history",
     "list_tickets",

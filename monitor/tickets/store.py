@@ -66,12 +66,16 @@ def _text(value: object) -> str | None:
     return str(value)[:200]
 
 
+_BY_CODE = select(Ticket).where(col(Ticket.code) == sa.bindparam("code"))
+
+
 def find_ticket(code: str, *, session: Session, for_update: bool = False) -> Ticket:
     """The ticket with `code`, locked until the transaction ends when `for_update`; NotFound otherwise."""
-    query = select(Ticket).where(col(Ticket.code) == code)
     if for_update:
-        query = query.with_for_update().execution_options(populate_existing=True)
-    ticket = session.exec(query).first()
+        query = select(Ticket).where(col(Ticket.code) == code)
+        ticket = session.exec(query.with_for_update().execution_options(populate_existing=True)).first()
+    else:  # every view of a ticket: a statement built once
+        ticket = session.exec(_BY_CODE, params={"code": code}).first()
     if ticket is None:
         raise NotFound("ticket", code)
     return ticket

@@ -138,7 +138,7 @@ async def get_principal(request: Request, session: SessionDep) -> Principal:
     found = await run_in_threadpool(session_user, token, session=session) if token else None
     if found is None:
         raise unauthorized
-    user, user_session = found
+    user, csrf_token = found
     if from_cookie and request.method not in _SAFE_METHODS:
         given = request.headers.get(CSRF_HEADER, "")
         content_type = request.headers.get("content-type", "")
@@ -146,10 +146,10 @@ async def get_principal(request: Request, session: SessionDep) -> Principal:
             form = await request.form()  # a plain form (no script) carries it as a field, read once it is parsed
             field = form.get(CSRF_FIELD)
             given = field if isinstance(field, str) else ""
-        if not hmac.compare_digest(given, user_session.csrf_token):
+        if not hmac.compare_digest(given, csrf_token):
             raise HTTPException(403, "missing or wrong CSRF token")
     if from_cookie:
-        request.state.csrf_token = user_session.csrf_token  # the pages write it into their forms
+        request.state.csrf_token = csrf_token  # the pages write it into their forms
     return Principal(user, Scope.of(user))
 
 

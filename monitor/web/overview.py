@@ -7,7 +7,10 @@ plan's coverage (communes with a radio system, the share IT-telecom based, again
 is scoped by `district_codes` (None: the province), as every list is.
 
 The uptime figures move by the day (whole days come from the daily roll-ups): they are kept a minute per scope
-in this process, so that the page people refresh all day does not sum a month of history each time.
+in this process, so that the page people refresh all day does not sum a month of history each time. The whole
+overview of a scope is shared for a few seconds (`max_age_s`, the setting `web_overview_max_age_s`): everyone
+of a district, and every open page's poll, reads the same figures, and at a province's size (100,000 devices)
+building them costs more than the page around them; `Overview.now` says when they were built.
 """
 
 from __future__ import annotations
@@ -123,9 +126,30 @@ def _availability(
     return figures
 
 
-def overview(session: Session, *, district_codes: Collection[str] | None, now: datetime) -> Overview:
-    """The overview of `district_codes` (None: the province) at `now`."""
+_overview_cache: dict[frozenset[str] | None, tuple[float, Overview]] = {}
+
+
+def overview(
+    session: Session, *, district_codes: Collection[str] | None, now: datetime, max_age_s: float = 0.0
+) -> Overview:
+    """The overview of `district_codes` (None: the province) at `now`, or one built for the same scope at most
+    `max_age_s` seconds ago."""
     scope = None if district_codes is None else frozenset(district_codes)
+    if max_age_s > 0:
+        with _uptime_lock:
+            cached = _overview_cache.get(scope)
+        if cached is not None and time.monotonic() - cached[0] < max_age_s:
+            return cached[1]
+    built = _build(session, scope, now)
+    if max_age_s > 0:
+        with _uptime_lock:
+            if len(_overview_cache) > 256:
+                _overview_cache.clear()
+            _overview_cache[scope] = (time.monotonic(), built)
+    return built
+
+
+def _build(session: Session, scope: frozenset[str] | None, now: datetime) -> Overview:
     summaries = list_districts(session=session, district_codes=scope)
     by_priority, by_district = _ticket_counts(session, scope)
     week, month = _availability(session, scope, now, 7), _availability(session, scope, now, 30)

@@ -9,7 +9,7 @@ from pydantic import BaseModel
 
 from monitor.db import utcnow
 from monitor.web.bodies import api_router
-from monitor.web.deps import ScopedList, SessionDep
+from monitor.web.deps import ScopedList, SessionDep, SettingsDep
 from monitor.web.openapi import problems
 from monitor.web.overview import overview
 
@@ -69,9 +69,10 @@ class OverviewPublic(BaseModel):
 
 
 @router.get("", response_model=OverviewPublic, responses=problems(401, 404))
-def get_overview(session: SessionDep, scope: ScopedList) -> OverviewPublic:
-    """What the overview page shows, for your districts (or `district`)."""
-    o = overview(session, district_codes=scope.district_codes, now=utcnow())
+def get_overview(session: SessionDep, scope: ScopedList, settings: SettingsDep) -> OverviewPublic:
+    """What the overview page shows, for your districts (or `district`); `generated_at` says when the figures
+    were built (they are shared for `MONITOR_WEB_OVERVIEW_MAX_AGE_S`, 5 s by default)."""
+    o = overview(session, district_codes=scope.district_codes, now=utcnow(), max_age_s=settings.web_overview_max_age_s)
     c = o.coverage
     return OverviewPublic(
         generated_at=o.now,

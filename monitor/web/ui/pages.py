@@ -129,6 +129,7 @@ def home(request: Request, principal: PagePrincipal, session: SessionDep) -> Res
     if principal.role is Role.TECHNICIAN:
         return RedirectResponse("/tickets?view=mine", status_code=303)
     now = utcnow()
-    figures = overview(session, district_codes=principal.scope.district_codes, now=now)
+    max_age_s = request.app.state.settings.web_overview_max_age_s
+    figures = overview(session, district_codes=principal.scope.district_codes, now=now, max_age_s=max_age_s)
     template = "_overview.html" if request.headers.get("hx-request") == "true" else "overview.html"
     return render(request, template, {"principal": principal, "o": figures, "now": now})

@@ -12,12 +12,12 @@ from datetime import datetime
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
+import sqlalchemy as sa
 from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import Response
 from sqlmodel import Session, col, select
 
 from monitor.auth.models import Role, User
-from monitor.auth.service import list_users
 from monitor.db import utcnow
 from monitor.health.queries import current_health, device_state_changes
 from monitor.inventory.models import Commune, Device, District
@@ -46,15 +46,28 @@ class Line:
     overdue: bool
 
 
+# The queue's own statements, built once (building and keying a statement per request costs more than
+# running it): names of the communes and people of a page of tickets, the people and districts of the selects.
+_COMMUNE_NAMES = select(Commune.code, Commune.name).where(col(Commune.code).in_(sa.bindparam("codes", expanding=True)))
+_USER_NAMES = select(User.id, User.full_name, User.username).where(
+    col(User.id).in_(sa.bindparam("ids", expanding=True))
+)
+_ASSIGNABLE = (
+    sa.select(col(User.id), col(User.full_name), col(User.username), col(User.role), col(User.district_code))
+    .where(col(User.active), col(User.role).in_([Role.TECHNICIAN.value, Role.OFFICER.value]))
+    .where(col(User.district_code).is_not(None))
+    .order_by(col(User.username))
+)
+_DISTRICTS = sa.select(col(District.code), col(District.name)).order_by(col(District.code))
+
+
 def _names(session: Session, tickets: list[TicketSummary]) -> tuple[dict[str, str], dict[int, str]]:
-    communes = {t.commune_code for t in tickets if t.commune_code}
-    people = {t.assignee_id for t in tickets if t.assignee_id is not None}
-    commune_names = dict(session.exec(select(Commune.code, Commune.name).where(col(Commune.code).in_(communes))).all())
+    communes = sorted({t.commune_code for t in tickets if t.commune_code})
+    people = sorted({t.assignee_id for t in tickets if t.assignee_id is not None})
+    commune_names = dict(session.exec(_COMMUNE_NAMES, params={"codes": communes}).all()) if communes else {}
     user_names = {
         user_id: full_name or username
-        for user_id, full_name, username in session.exec(
-            select(User.id, User.full_name, User.username).where(col(User.id).in_(people))
-        ).all()
+        for user_id, full_name, username in (session.exec(_USER_NAMES, params={"ids": people}).all() if people else [])
         if user_id is not None
     }
     return commune_names, user_names
@@ -73,21 +86,17 @@ def _lines(session: Session, tickets: list[TicketSummary], now: datetime) -> lis
     ]
 
 
-def _people(session: Session, district_codes: frozenset[str] | None) -> list[User]:
-    """Who can take a ticket of these districts: their active technicians and officers (as GET /api/v1/users)."""
-    return [
-        user
-        for user in list_users(session=session, district_codes=district_codes, active=True)
-        if user.role in (Role.TECHNICIAN.value, Role.OFFICER.value) and user.district_code is not None
-    ]
+def _people(session: Session, district_codes: frozenset[str] | None) -> list[Any]:
+    """Who can take a ticket of these districts: their active technicians and officers (as GET /api/v1/users),
+    as rows of the columns the selects show (every page of the queue lists them)."""
+    rows = session.execute(_ASSIGNABLE).all()
+    return [row for row in rows if district_codes is None or row.district_code in district_codes]
 
 
 def _choices(session: Session, district_codes: frozenset[str] | None) -> dict[str, Any]:
-    districts = select(District).order_by(col(District.code))
-    if district_codes is not None:
-        districts = districts.where(col(District.code).in_(district_codes))
+    districts = session.execute(_DISTRICTS).all()
     return {
-        "districts": list(session.exec(districts)),
+        "districts": [d for d in districts if district_codes is None or d.code in district_codes],
         "people": _people(session, district_codes),
         "statuses": list(TicketStatus),
         "priorities": list(Priority),
@@ -165,9 +174,12 @@ def new_ticket(request: Request, principal: PagePrincipal, session: SessionDep) 
 
 def _timeline(session: Session, ticket: Any) -> list[dict[str, Any]]:
     """The ticket's history and its device's state changes since it opened, newest first."""
-    events = service.history(ticket.code, session=session)
-    actors = {event.actor_user_id for event in events if event.actor_user_id is not None}
-    people = dict(session.exec(select(User.id, User.full_name).where(col(User.id).in_(actors))).all())
+    events = service.events_of(ticket, session=session)
+    actors = sorted({event.actor_user_id for event in events if event.actor_user_id is not None})
+    people = {
+        user_id: full_name or username
+        for user_id, full_name, username in (session.exec(_USER_NAMES, params={"ids": actors}).all() if actors else [])
+    }
     items: list[dict[str, Any]] = [
         {"at": event.at, "kind": event.kind, "event": event, "who": people.get(event.actor_user_id) or ""}
         for event in events
@@ -205,7 +217,7 @@ def ticket_page(request: Request, ticket: VisibleTicket, principal: PagePrincipa
             "assignee": assignee,
             "actions": allowed_actions(ticket.status) if can_work else [],
             "timeline": _timeline(session, ticket),
-            "attachments": service.attachments(ticket.code, session=session),
+            "attachments": service.attachments_of(ticket, session=session),
             "can_work": can_work,
             "can_assign": principal.role in (Role.ADMIN, Role.OFFICER),
             "people": _people(session, frozenset({ticket.district_code})),
