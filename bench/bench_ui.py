@@ -199,13 +199,20 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2, help="web processes (monitor serve --workers)")
     parser.add_argument("--devices", type=int, help="a fleet of this size instead of the demo's (no history but spans)")
     parser.add_argument("--tickets", type=int, default=1_000_000, help="tickets with --devices")
+    parser.add_argument("--keep", type=Path, help="build the database in this folder and keep it; reuse it if there")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is missing: apt-get install wrk (make bench installs it)")
-    folder = Path(tempfile.mkdtemp(prefix="bench-ui-"))
+    folder = args.keep or Path(tempfile.mkdtemp(prefix="bench-ui-"))
+    folder.mkdir(parents=True, exist_ok=True)
     try:
-        log("building " + ("the demo's province and its year" if args.devices is None else f"{args.devices:,} devices"))
-        url = build(folder, args.devices, args.tickets)
+        if args.keep is not None and (folder / "ui.db").exists():
+            log(f"reusing {folder / 'ui.db'}")
+            url = f"sqlite:///{folder / 'ui.db'}"
+        else:
+            what = "the demo's province and its year" if args.devices is None else f"{args.devices:,} devices"
+            log("building " + what)
+            url = build(folder, args.devices, args.tickets)
         process, base = serve(folder, url, args.workers)
         try:
             login = httpx.post(f"{base}/api/v1/auth/login", json={"username": "caoloc", "password": "demo-password"})
@@ -230,7 +237,8 @@ def main() -> None:
         finally:
             stop_process(process, grace_s=10)
     finally:
-        shutil.rmtree(folder, ignore_errors=True)
+        if args.keep is None:
+            shutil.rmtree(folder, ignore_errors=True)
     print()
     size = "the demo's size" if args.devices is None else f"{args.devices:,} devices, {args.tickets:,} tickets"
     print(
