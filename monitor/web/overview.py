@@ -15,15 +15,18 @@ building them costs more than the page around them; `Overview.now` says when the
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from typing import Any
 
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
+from monitor.db import utcnow
 from monitor.health.queries import DeviceFilter, DeviceRow, DistrictSummary, list_devices, list_districts
 from monitor.health.states import DeviceState
 from monitor.i18n import local_date
@@ -33,6 +36,7 @@ from monitor.reports.uptime import GroupBy, uptime_report
 from monitor.tickets.choices import OPEN_STATUSES
 from monitor.tickets.models import Ticket
 
+log = logging.getLogger(__name__)
 DOWN_SHOWN = 20
 UPTIME_TTL_S = 60.0
 
@@ -127,26 +131,59 @@ def _availability(
 
 
 _overview_cache: dict[frozenset[str] | None, tuple[float, Overview]] = {}
+_refreshing: set[frozenset[str] | None] = set()
+STALE_SERVED_FOR = 12  # times max_age_s: an older overview is rebuilt before answering, not served
 
 
 def overview(
     session: Session, *, district_codes: Collection[str] | None, now: datetime, max_age_s: float = 0.0
 ) -> Overview:
     """The overview of `district_codes` (None: the province) at `now`, or one built for the same scope at most
-    `max_age_s` seconds ago."""
+    `max_age_s` seconds ago.
+
+    Once older than that, the one built last is still answered while a thread builds the next (one at a
+    time per scope): at a province's size a build takes a second or more, and every request of the scope
+    would otherwise wait behind it. Past `STALE_SERVED_FOR` times `max_age_s` it is built before answering.
+    """
     scope = None if district_codes is None else frozenset(district_codes)
     if max_age_s > 0:
         with _uptime_lock:
             cached = _overview_cache.get(scope)
-        if cached is not None and time.monotonic() - cached[0] < max_age_s:
+            age = time.monotonic() - cached[0] if cached is not None else None
+            refresh = age is not None and max_age_s <= age < max_age_s * STALE_SERVED_FOR and scope not in _refreshing
+            if refresh:
+                _refreshing.add(scope)
+        if cached is not None and age is not None and age < max_age_s:
             return cached[1]
+        if cached is not None and refresh:
+            threading.Thread(
+                target=_refresh, args=(session.get_bind(), scope), name="overview-refresh", daemon=True
+            ).start()
+            return cached[1]
+        if cached is not None and age is not None and age < max_age_s * STALE_SERVED_FOR:
+            return cached[1]  # being rebuilt by another request's thread
     built = _build(session, scope, now)
     if max_age_s > 0:
-        with _uptime_lock:
-            if len(_overview_cache) > 256:
-                _overview_cache.clear()
-            _overview_cache[scope] = (time.monotonic(), built)
+        _keep(scope, built)
     return built
+
+
+def _keep(scope: frozenset[str] | None, built: Overview) -> None:
+    with _uptime_lock:
+        if len(_overview_cache) > 256:
+            _overview_cache.clear()
+        _overview_cache[scope] = (time.monotonic(), built)
+
+
+def _refresh(bind: Any, scope: frozenset[str] | None) -> None:
+    try:
+        with Session(bind) as session:
+            _keep(scope, _build(session, scope, utcnow()))
+    except Exception:  # the next request builds it itself (and says what failed)
+        log.exception("rebuilding the overview of %s failed", "the province" if scope is None else sorted(scope))
+    finally:
+        with _uptime_lock:
+            _refreshing.discard(scope)
 
 
 def _build(session: Session, scope: frozenset[str] | None, now: datetime) -> Overview:
