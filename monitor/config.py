@@ -221,6 +221,15 @@ class Settings(BaseSettings):
         default=None, description="MQTT broker the 4G devices publish to, mqtt://host:port (demo: embedded)"
     )
     mqtt_topic_filter: str = Field(default="#", description="topics to subscribe to for device heartbeats")
+    mqtt_keepalive_s: int = Field(
+        default=30, ge=1, le=600, description="MQTT keepalive: a dead broker connection is noticed within twice this"
+    )
+    mqtt_backoff_initial_s: float = Field(
+        default=0.5, gt=0, le=60, description="first wait before reconnecting to the MQTT broker, doubled each attempt"
+    )
+    mqtt_backoff_max_s: float = Field(
+        default=30.0, gt=0, le=300, description="longest wait between attempts to reach the MQTT broker (with jitter)"
+    )
     poll_concurrency: int = Field(default=1000, ge=1, description="polls in flight at once, per collector")
     poll_slots: int = Field(default=60, ge=1, le=3600, description="phases an interval is spread over")
     http_timeout_s: float = Field(default=5.0, gt=0, le=60)
@@ -232,6 +241,20 @@ class Settings(BaseSettings):
     successes_to_up: int = Field(default=2, ge=1, le=100)
     heartbeat_grace_s: float = Field(default=30.0, ge=0)
     heartbeat_max_bytes: int = Field(default=64 * 1024, ge=1024)
+
+    # --- the collectors' pool (PostgreSQL): leased shards, see monitor.health.leases ---
+    collector_shards: int = Field(
+        default=64,
+        ge=1,
+        le=4096,
+        description="shards of the fleet in the collectors' pool (the same for every collector)",
+    )
+    collector_lease_s: float = Field(
+        default=15.0,
+        ge=3,
+        le=600,
+        description="a collector's lease of its shards, renewed every third; a lapsed one is taken over",
+    )
 
     # --- the collector watching itself: its own stalls are never the devices' fault ---
     collector_stall_s: float = Field(

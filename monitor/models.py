@@ -14,6 +14,7 @@ from monitor.auth.idempotency import IdempotencyKey
 from monitor.auth.models import User, UserSession
 from monitor.auth.throttle import LoginFailure
 from monitor.auth.tokens import ApiToken
+from monitor.health.leases import CollectorMember, CollectorShard
 from monitor.health.models import DeviceHealthRow, StateChange
 from monitor.inventory.models import BroadcastSystem, Commune, Device, District
 from monitor.reports.models import StateSpan, UptimeDaily, UptimeDay
@@ -36,6 +37,8 @@ __all__ = [
     "ApiToken",
     "AuditEvent",
     "BroadcastSystem",
+    "CollectorMember",
+    "CollectorShard",
     "Commune",
     "Device",
     "DeviceHealthRow",

@@ -28,10 +28,11 @@ from monitor.alerts.dispatcher import Dispatcher
 from monitor.alerts.notify import DeliveryStats, deliver_due, open_senders, purge_deliveries
 from monitor.collectors.mqtt import EmbeddedBroker
 from monitor.collectors.profiles import load_profiles
-from monitor.collectors.runner import Collector
+from monitor.collectors.runner import Collector, PoolMember
 from monitor.config import Settings
 from monitor.db import session_scope, utcnow
 from monitor.failures import FailureReport
+from monitor.health.leases import Leases, ensure_shards
 from monitor.inventory.demo import DemoPorts
 from monitor.metrics import CollectorSource, MetricsServer, MetricsSource, collector_exporter, collector_metrics_port
 from monitor.policies import Policies, delivery_policy
@@ -348,6 +349,39 @@ async def run_collector(
     metrics_server = MetricsServer(collector_exporter(collector), settings.host, port, token=token)
     stopper = Stopper(settings.shutdown_timeout_s)
     stopper.report(lambda: _unsaved(collector))
+    await collector.start()
+    try:
+        await metrics_server.start()
+        await wait_for_stop(stopper)
+    finally:
+        await metrics_server.stop()
+        await collector.stop()
+
+
+async def run_pool_collector(settings: Settings, engine: Engine, name: str, metrics_port: int | None = None) -> None:
+    """A collector of the pool (PostgreSQL): leases its share of the shards until Ctrl-C or SIGTERM, then gives
+    them back; its metrics on `metrics_port` (default 9180: give each collector of a host its own)."""
+    ensure_shards(engine, settings.collector_shards)
+    pool = PoolMember(Leases(engine, name, shard_count=settings.collector_shards, lease_s=settings.collector_lease_s))
+    collector = Collector(
+        settings,
+        engine,
+        registry=load_profiles(settings.profiles_dir),
+        pool=pool,
+        mqtt_url=settings.mqtt_url,
+        trap_port=settings.snmp_trap_port,
+    )
+    port = collector_metrics_port(0) if metrics_port is None else metrics_port
+    token = settings.metrics_token.get_secret_value() if settings.metrics_token else None
+    metrics_server = MetricsServer(collector_exporter(collector), settings.host, port, token=token)
+    stopper = Stopper(settings.shutdown_timeout_s)
+    stopper.report(lambda: _unsaved(collector))
+    log.info(
+        "collector %s joins the pool: %d shards, leases of %.0f s",
+        name,
+        settings.collector_shards,
+        settings.collector_lease_s,
+    )
     await collector.start()
     try:
         await metrics_server.start()

@@ -34,7 +34,8 @@ def monitor_services() -> dict[str, Any]:
 
 
 def test_the_compose_file_has_every_part_of_the_service() -> None:
-    expected = {"db", "mosquitto", "web", "collector-0", "collector-1", "prometheus", "alertmanager", "grafana"}
+    expected = {"db", "mosquitto", "web", "prometheus", "alertmanager", "grafana"}
+    expected |= {"collector-0", "collector-1", "collector-2", "dispatcher-0", "dispatcher-1"}
     assert expected <= set(SERVICES)
     assert SERVICES["simulator"]["profiles"] == ["trial"] and SERVICES["trial-seed"]["profiles"] == ["trial"]
     assert all("profiles" not in SERVICES[name] for name in expected)
@@ -74,12 +75,18 @@ def test_prometheus_and_alertmanager_reach_the_services_where_compose_runs_them(
     targets = yaml.safe_load((ROOT / "deploy" / "prometheus" / "targets" / "collectors.yml").read_text())
     collectors = [name for name in SERVICES if re.fullmatch(r"collector-\d+", name)]
     expected = []
-    for name in collectors:
+    assert len(collectors) == 3
+    for name in collectors:  # the pool: each its own name and metrics port
         assert SERVICES[name]["network_mode"] == "service:collectors"
-        index, count = SERVICES[name]["command"][2].split("/")
-        assert int(count) == len(collectors)
-        expected.append(f"collectors:{collector_metrics_port(int(index))}")
+        command = SERVICES[name]["command"]
+        assert "--shard" not in command and command[command.index("--name") + 1] == name
+        index = int(name.rsplit("-", 1)[1])
+        assert command[command.index("--metrics-port") + 1] == str(collector_metrics_port(index))
+        expected.append(f"collectors:{collector_metrics_port(index)}")
     assert sorted(targets[0]["targets"]) == sorted(expected)
+    web = SERVICES["web"]["command"]
+    assert web[web.index("--workers") + 1] == "2" and "--no-dispatcher" in web
+    assert [SERVICES[f"dispatcher-{i}"]["command"] for i in (0, 1)] == [["dispatch"], ["dispatch"]]
     assert prometheus["alerting"]["alertmanagers"][0]["static_configs"][0]["targets"] == ["alertmanager:9093"]
     alertmanager = yaml.safe_load((ROOT / "deploy" / "alertmanager" / "alertmanager.yml").read_text())
     webhook = alertmanager["receivers"][0]["webhook_configs"][0]
@@ -120,7 +127,7 @@ def read_unit(path: Path) -> configparser.RawConfigParser:
     return parser
 
 
-@pytest.mark.parametrize("name", ["monitor-web.service", "monitor-collector@.service"])
+@pytest.mark.parametrize("name", ["monitor-web.service", "monitor-collector@.service", "monitor-dispatcher@.service"])
 def test_the_systemd_units_run_as_monitor_with_the_environment_file_and_hardening(name: str) -> None:
     service = read_unit(UNITS / name)["Service"]
     assert service["User"] == "monitor" and service["EnvironmentFile"] == "/etc/monitor/monitor.env"
@@ -133,8 +140,10 @@ def test_the_systemd_units_run_as_monitor_with_the_environment_file_and_hardenin
     }.items():
         assert service[key] == value, key
     if name.startswith("monitor-collector@"):
-        assert service["ExecStart"].endswith("collect --shard %i/${COLLECTOR_SHARDS}")
-        assert "COLLECTOR_SHARDS=" in (UNITS / "monitor.env.example").read_text()
+        assert service["ExecStart"].endswith("collect --name %H-%i --metrics-port 918%i")
+        assert "MONITOR_COLLECTOR_SHARDS=" in (UNITS / "monitor.env.example").read_text()
+    if name.startswith("monitor-dispatcher@"):
+        assert service["ExecStart"].endswith("monitor dispatch")
 
 
 def test_systemd_analyze_verifies_the_units(tmp_path: Path) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import socket
 from typing import Annotated
 
 import typer
@@ -12,6 +13,7 @@ from sqlmodel import col, select
 from monitor.cli._common import cli_settings, configure_logging, fail, migrated_engine, production_settings
 from monitor.config import Mode
 from monitor.db import make_engine, session_scope, upgrade, utcnow
+from monitor.health.leases import PoolNeedsPostgres
 from monitor.inventory.choices import UnitStructure
 
 app = typer.Typer(
@@ -133,24 +135,45 @@ def dispatch() -> None:
 
 @app.command()
 def collect(
-    shard: Annotated[str, typer.Option(help="I/N: poll the devices whose id modulo N is I (0-based)")] = "0/1",
+    shard: Annotated[
+        str | None,
+        typer.Option(help="I/N: poll only the devices whose id modulo N is I (0-based); default: join the pool"),
+    ] = None,
     metrics_port: Annotated[
         int | None,
-        typer.Option(help="port of this collector's /metrics (default 9180 + I, on MONITOR_HOST)", min=1, max=65535),
+        typer.Option(
+            help="port of this collector's /metrics (default 9180 + I, or 9180 in the pool)", min=1, max=65535
+        ),
     ] = None,
+    name: Annotated[str | None, typer.Option(help="this collector's name in the pool (default: host-pid)")] = None,
 ) -> None:
-    """Run a collector: poll its shard of the fleet, hear pushed heartbeats (shard 0), judge health."""
-    from monitor.runtime import run_collector
+    """Run a collector: poll its shards of the fleet, hear pushed heartbeats (shard 0), judge health.
+
+    Without --shard, on PostgreSQL, it joins the pool: it leases its share of the fleet's shards and takes over
+    those of a collector that stops renewing (MONITOR_COLLECTOR_SHARDS, MONITOR_COLLECTOR_LEASE_S). On SQLite it
+    polls the whole fleet, as --shard 0/1.
+    """
+    from monitor.runtime import run_collector, run_pool_collector
 
     configure_logging()
     settings = cli_settings()
+    engine = migrated_engine(settings)
+    if shard is None and engine.dialect.name == "postgresql":
+        member = name or f"{socket.gethostname()}-{os.getpid()}"
+        try:
+            asyncio.run(run_pool_collector(settings, engine, member, metrics_port))
+        except PoolNeedsPostgres as exc:
+            fail(str(exc), code=2)
+        return
+    if shard is None:
+        typer.echo("SQLite: one collector polls the whole fleet (the pool of leased shards needs PostgreSQL)", err=True)
+        shard = "0/1"
     try:
         index, count = (int(part) for part in shard.split("/"))
         if not 0 <= index < count:
             raise ValueError
     except ValueError:
         fail(f"--shard {shard!r}: give I/N with 0 <= I < N, e.g. 0/2")
-    engine = migrated_engine(settings)
     asyncio.run(run_collector(settings, engine, (index, count), metrics_port))
 
 

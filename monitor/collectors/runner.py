@@ -49,6 +49,7 @@ from monitor.collectors.traps import TrapReceiver, fault_from_trap
 from monitor.config import Settings
 from monitor.db import utcnow
 from monitor.failures import FailureReport
+from monitor.health.leases import PUSH_SHARD, Leases, ShardFence, shard_of
 from monitor.health.machine import Observation, collector_blind
 from monitor.health.store import PUSH_PROTOCOLS, DeviceTransition, HealthStore, policy_from_settings
 from monitor.inventory.choices import Protocol
@@ -97,6 +98,59 @@ def in_shard(device_id: int, shard: tuple[int, int]) -> bool:
     return device_id % count == index
 
 
+class PoolMember:
+    """A collector's place in the pool of leased shards (`monitor.health.leases`): which shards it polls now.
+
+    The keeper runs a lease round every third of the lease; what it holds afterwards is what the collector
+    polls. A round that fails (the database away) drops every shard at once: the collector cannot be sure
+    of any, and another collector may take them once their leases lapse.
+    """
+
+    def __init__(self, leases: Leases) -> None:
+        self.leases = leases
+        self.rounds_failed = 0
+        self.shards_lost = 0
+        self.shards_claimed = 0
+
+    @property
+    def epochs(self) -> dict[int, int]:
+        return dict(self.leases.held.epochs)
+
+    def polls(self, device_id: int) -> bool:
+        return shard_of(device_id, self.leases.shard_count) in self.leases.held.epochs
+
+    @property
+    def has_push_role(self) -> bool:
+        return PUSH_SHARD in self.leases.held.epochs
+
+    def fence(self) -> ShardFence:
+        return ShardFence(self.leases.name, self.epochs, self.leases.shard_count)
+
+    def round(self) -> bool:
+        """One lease round (in a thread); whether what is held changed."""
+        before = self.leases.held.shards
+        try:
+            done = self.leases.round()
+        except Exception:
+            self.rounds_failed += 1
+            self.leases.drop_all()
+            raise
+        finally:
+            changed = self.leases.held.shards != before
+        self.shards_lost += len(done.lost)
+        self.shards_claimed += len(done.claimed)
+        if done.claimed or done.released:
+            log.info(
+                "shards: claimed %s, gave back %s; holding %d of %d (%d collectors)",
+                list(done.claimed),
+                list(done.released),
+                len(done.held),
+                self.leases.shard_count,
+                done.members,
+            )
+        return changed
+
+
 class Collector:
     """Polls one shard of the fleet on schedule and feeds what it hears to the health store."""
 
@@ -107,6 +161,7 @@ class Collector:
         *,
         registry: ProfileRegistry,
         shard: tuple[int, int] = (0, 1),
+        pool: PoolMember | None = None,
         mqtt_url: str | None = None,
         trap_port: int | None = None,
         counters: OutcomeCounters | None = None,
@@ -122,6 +177,7 @@ class Collector:
         self.engine = engine
         self.registry = registry
         self.shard = shard
+        self.pool = pool
         self.counters = counters if counters is not None else OutcomeCounters()
         self.store = store or HealthStore(engine, policy_from_settings(settings))
         self.clock = clock
@@ -154,9 +210,11 @@ class Collector:
         }
         self.mqtt_url = mqtt_url
         self.mqtt: MqttListener | None = None
+        self._mqtt_task: asyncio.Task[Any] | None = None
         self.traps: TrapReceiver | None = None
         self.trap_port = trap_port
         self._topics: dict[str, PollTarget] = {}
+        self._targets: list[PollTarget] = []  # the inventory's, as last read (the pool's shards filter them)
         self._by_code: dict[str, PollTarget] = {}
         self._queue: asyncio.Queue[Observation] = asyncio.Queue()
         self._tasks: list[asyncio.Task[Any]] = []
@@ -175,9 +233,17 @@ class Collector:
             devices = session.exec(select(Device).where(col(Device.active).is_(True)).order_by(col(Device.id)))
             return [PollTarget.from_device(d) for d in devices]
 
+    def _polls(self, device_id: int) -> bool:
+        return self.pool.polls(device_id) if self.pool is not None else in_shard(device_id, self.shard)
+
     async def refresh(self) -> None:
         """Read the inventory again: new, changed and removed devices take effect at once."""
-        targets = await asyncio.to_thread(self._load_targets)
+        self._targets = await asyncio.to_thread(self._load_targets)
+        await self._retarget()
+
+    async def _retarget(self) -> None:
+        """Poll the devices of the shards held now (after a refresh, or a lease round that changed them)."""
+        targets = self._targets
         polled, topics, pushed = [], {}, []
         for target in targets:
             if target.profile not in self.registry:
@@ -187,7 +253,7 @@ class Collector:
                     )
                     self._skipped_profiles.add(target.profile)
                 continue
-            if target.protocol in (Protocol.HTTP, Protocol.SNMP) and in_shard(target.device_id, self.shard):
+            if target.protocol in (Protocol.HTTP, Protocol.SNMP) and self._polls(target.device_id):
                 polled.append(target)
             elif target.protocol == Protocol.MQTT:
                 topics[target.address] = target
@@ -202,12 +268,50 @@ class Collector:
         gc.freeze()
         if self._owns_push_devices and pushed:
             await asyncio.to_thread(self.store.start_watching, pushed, self.clock())
-        log.info("collecting %d polled devices, %d MQTT topics (shard %d/%d)", len(polled), len(topics), *self.shard)
+        if self.pool is not None:
+            held = len(self.pool.leases.held.epochs)
+            log.info("collecting %d polled devices of %d shards held, %d MQTT topics", len(polled), held, len(topics))
+        else:
+            log.info(
+                "collecting %d polled devices, %d MQTT topics (shard %d/%d)", len(polled), len(topics), *self.shard
+            )
 
     @property
     def _owns_push_devices(self) -> bool:
-        # Pushed heartbeats are not sharded: the first shard listens to the broker and counts silences.
+        # Pushed heartbeats are not sharded: the first shard (in the pool: shard 0's holder) listens to the
+        # broker and counts silences.
+        if self.pool is not None:
+            return self.pool.has_push_role
         return self.shard[0] == 0
+
+    def _fence(self) -> ShardFence | None:
+        return self.pool.fence() if self.pool is not None else None
+
+    async def _lease_round(self) -> None:
+        """One round of the pool's leases; on a change, poll the shards held now and take up or drop the
+        push role (the MQTT listener and silence counting go with shard 0)."""
+        assert self.pool is not None
+        try:
+            changed = await asyncio.to_thread(self.pool.round)
+        except Exception:
+            await self._retarget()
+            await self._push_role()
+            raise
+        if changed:
+            await self._retarget()
+            await self._push_role()
+
+    async def _push_role(self) -> None:
+        if self._owns_push_devices and self.mqtt is None and self.mqtt_url:
+            await asyncio.to_thread(self._prime_ingest)
+            self._start_mqtt()
+        elif not self._owns_push_devices and self.mqtt is not None:
+            self.mqtt, task, self._mqtt_task = None, self._mqtt_task, None
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+                self._tasks.remove(task)
 
     # --- polls and pushes ---------------------------------------------------------------------
 
@@ -292,7 +396,7 @@ class Collector:
             self.liveness.flushed_nothing()
             return 0
         self.liveness.write_begin()
-        future = asyncio.ensure_future(asyncio.to_thread(self.store.apply, batch, self.clock()))
+        future = asyncio.ensure_future(asyncio.to_thread(self.store.apply, batch, self.clock(), self._fence()))
         self._saving = (future, batch)
         # Shielded: cancelling the flush (stop) leaves the save running in its thread, and stop() waits for it.
         with contextlib.suppress(Exception):
@@ -319,28 +423,41 @@ class Collector:
     async def tick(self) -> int:
         """Count missed heartbeats of silent push devices.
 
-        Not while blind, nor MQTT while the broker is away; not while the collector is stalled or has
-        observations not saved yet (they may be the very heartbeats whose absence would be counted); and
-        never the time of a stall or of a silent ingest (`excused`), nor beyond the last heartbeat heard
-        fleet-wide while the ingest rule applies (see `IngestWatch`).
+        Not while blind, nor MQTT while the listener is not subscribed; not while the collector is stalled
+        or has observations not saved yet (they may be the very heartbeats whose absence would be counted);
+        and never the time of a stall or of a silent ingest (`excused`), nor beyond the last heartbeat heard
+        fleet-wide while the ingest rule applies (see `IngestWatch`). MQTT silence is also never counted in
+        the periods the listener could not hear (the broker away, or not subscribed yet), nor beyond the
+        time it can vouch it heard (`MqttListener.heard_until`); HTTP heartbeats are not concerned.
         """
         if not self._owns_push_devices:
             return 0
         if self.liveness.check() or self._held or self._saving is not None or self.guard.judge(time.monotonic()):
             return 0
+        now = self.clock()
         protocols = set(PUSH_PROTOCOLS)
-        if self.mqtt is not None and not self.mqtt.connected.is_set():
-            protocols.discard(Protocol.MQTT.value)
+        heard: dict[str, tuple[datetime, list[tuple[datetime, datetime]]]] = {}
+        if self.mqtt is not None:
+            heard_until = self.mqtt.heard_until(now)
+            if heard_until is None:
+                protocols.discard(Protocol.MQTT.value)
+            else:
+                heard[Protocol.MQTT.value] = (heard_until, self.mqtt.away_periods())
         excused = self.liveness.excused()
         self.liveness.write_begin()
-        transitions = await asyncio.to_thread(self._tick_silent, self.clock(), sorted(protocols), excused)
+        transitions = await asyncio.to_thread(self._tick_silent, now, sorted(protocols), excused, heard)
         self.liveness.write_done()
         self.transitions += len(transitions)
         return len(transitions)
 
     def _tick_silent(
-        self, now: datetime, protocols: list[str], excused: list[tuple[datetime, datetime]]
+        self,
+        now: datetime,
+        protocols: list[str],
+        excused: list[tuple[datetime, datetime]],
+        heard: dict[str, tuple[datetime, list[tuple[datetime, datetime]]]] | None = None,
     ) -> list[DeviceTransition]:
+        """`heard`: for a protocol with its own listener, up to when it heard and the periods it could not."""
         transitions: list[DeviceTransition] = []
         for protocol in protocols:
             watch = self.ingest[protocol]
@@ -348,8 +465,9 @@ class Collector:
             cap, _gap = watch.judge(
                 now, facts.last_heard, facts.first_heard_after, facts.expected, facts.longest_interval_s
             )
-            periods = merged([*excused, *((g.start, g.end) for g in watch.gaps)])
-            until = now if cap is None else min(now, cap)
+            heard_until, away = (heard or {}).get(protocol, (now, []))
+            periods = merged([*excused, *away, *((g.start, g.end) for g in watch.gaps)])
+            until = min(now, heard_until) if cap is None else min(now, heard_until, cap)
             transitions += self.store.tick_silent(until, 5000, {protocol}, periods)
         return transitions
 
@@ -376,21 +494,17 @@ class Collector:
         self._tasks.append(asyncio.create_task(self.liveness.run(), name="loop lag"))
         await self.http.start()
         await self.snmp.start()
+        if self.pool is not None:
+            try:
+                await asyncio.to_thread(self.pool.round)
+            except Exception as exc:  # the database away at the start: the keeper tries again
+                log.error("first lease round failed, polling nothing until one succeeds: %s", exc)
         await self.refresh()
         if self._owns_push_devices:
             await asyncio.to_thread(self._prime_ingest)
         self.scheduler.start()
         if self.mqtt_url and self._owns_push_devices:
-            self.mqtt = MqttListener(
-                self.mqtt_url,
-                self.settings.mqtt_topic_filter,
-                self._topics.get,
-                self.registry,
-                self.deliver,
-                self.counters,
-                client_id=f"fleet-monitor-collector-{self.shard[0]}",
-            )
-            self._tasks.append(asyncio.create_task(self.mqtt.run(), name="mqtt listener"))
+            self._start_mqtt()
         if self.trap_port:
             self.traps = TrapReceiver(self._on_trap, host="0.0.0.0", port=self.trap_port, counters=self.counters)
             await self.traps.start()
@@ -399,6 +513,33 @@ class Collector:
             asyncio.create_task(self._every(self.tick_s, self.tick, "counting silences"), name="tick"),
             asyncio.create_task(self._every(self.refresh_s, self.refresh, "reading the inventory"), name="refresh"),
         ]
+        if self.pool is not None:
+            every = self.pool.leases.lease_s / 3
+            self._tasks.append(
+                asyncio.create_task(self._every(every, self._lease_round, "renewing leases"), name="leases")
+            )
+
+    def _start_mqtt(self) -> None:
+        if self.mqtt_url:
+            self.mqtt = MqttListener(
+                self.mqtt_url,
+                self.settings.mqtt_topic_filter,
+                self._topics.get,
+                self.registry,
+                self.deliver,
+                self.counters,
+                # The push role's one connection (the pool's holder of shard 0, or the static shard 0): a clean
+                # session, nothing replayed (see monitor.collectors.mqtt); the time without it is excused.
+                client_id="fleet-monitor-collector-push"
+                if self.pool is not None
+                else f"fleet-monitor-collector-{self.shard[0]}",
+                backoff_initial_s=self.settings.mqtt_backoff_initial_s,
+                backoff_max_s=self.settings.mqtt_backoff_max_s,
+                keepalive_s=self.settings.mqtt_keepalive_s,
+                clock=self.clock,
+            )
+            self._mqtt_task = asyncio.create_task(self.mqtt.run(), name="mqtt listener")
+            self._tasks.append(self._mqtt_task)
 
     async def stop(self, timeout_s: float | None = None) -> None:
         """Stop scheduling, save what was heard within `timeout_s`, close every socket.
@@ -431,7 +572,7 @@ class Collector:
         batch = self._take()
         if batch:
             remaining = deadline - loop.time()
-            future = asyncio.ensure_future(asyncio.to_thread(self.store.apply, batch, self.clock()))
+            future = asyncio.ensure_future(asyncio.to_thread(self.store.apply, batch, self.clock(), self._fence()))
             await asyncio.wait({future}, timeout=max(0.0, remaining))
             if not future.done():
                 unsaved, why = unsaved + len(batch), "the database did not answer in time"
@@ -452,3 +593,8 @@ class Collector:
             await self.traps.stop()
         await self.http.close()
         await self.snmp.close()
+        if self.pool is not None:  # give the shards back: the others take them at their next round, not a lease later
+            leaving = asyncio.ensure_future(asyncio.to_thread(self.pool.leases.leave))
+            await asyncio.wait({leaving}, timeout=max(0.5, deadline - loop.time()))
+            if not leaving.done() or leaving.exception() is not None:
+                log.warning("could not give the shards back: they lapse within %.0f s", self.pool.leases.lease_s)

@@ -372,6 +372,25 @@ def set_maintenance(
     ]
 
 
+UNWATCHED_REASON = "no collector polls it: its shard is held by none"
+
+
+def unwatched(
+    health: DeviceHealth, now: datetime, policy: HealthPolicy = DEFAULT_POLICY
+) -> tuple[DeviceHealth, list[Transition]]:
+    """Nobody hears the device any more (its shard of the collectors' pool is held by no collector): `unknown`.
+
+    Not `down`: the service's own trouble is never the device's. Its faults stay as they were (a device down
+    before stays with `offline`, so its problem and ticket stay open) and its counters start again, so that
+    whatever the next collector hears is confirmed afresh. Already unknown: nothing changes.
+    """
+    _require_aware("now", now)
+    if health.true_state is DeviceState.UNKNOWN:
+        return health, []
+    health = replace(_age(health, now, policy), consecutive_failures=0, consecutive_successes=0)
+    return _become(health, DeviceState.UNKNOWN, health.faults, now, UNWATCHED_REASON, policy)
+
+
 def collector_blind(results: Mapping[str, tuple[int, int]], minimum_attempted: int = 20) -> bool:
     """Whether one sweep failed for every device of every protocol: the collector, not the fleet, is cut off.
 
@@ -525,4 +544,5 @@ __all__ = [
     "observe",
     "set_maintenance",
     "tick",
+    "unwatched",
 ]

@@ -21,6 +21,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from monitor.config import Settings
 from monitor.db import begin_write, utcnow
+from monitor.health.leases import PUSH_SHARD, SHARDS, ShardFence, unheld_filter
 from monitor.health.machine import (
     DEFAULT_POLICY,
     DeviceHealth,
@@ -30,6 +31,7 @@ from monitor.health.machine import (
     next_silence_deadline,
     observe,
     tick,
+    unwatched,
 )
 from monitor.health.models import DeviceHealthRow, StateChange
 from monitor.health.states import DeviceState
@@ -99,6 +101,7 @@ class HealthStore:
     def __init__(self, engine: Engine, policy: HealthPolicy = DEFAULT_POLICY) -> None:
         self.engine = engine
         self.policy = policy
+        self.fenced = 0  # observations refused by a fence since the start (the shard moved to another collector)
 
     # --- reading ----------------------------------------------------------------------------
 
@@ -220,10 +223,14 @@ class HealthStore:
 
     # --- the two ways health changes ----------------------------------------------------------
 
-    def apply(self, observations: Sequence[Observation], now: datetime | None = None) -> list[DeviceTransition]:
+    def apply(
+        self, observations: Sequence[Observation], now: datetime | None = None, fence: ShardFence | None = None
+    ) -> list[DeviceTransition]:
         """Judge a batch of observations (any devices, any order) and save the results in one transaction.
 
-        Observations of devices that no longer exist are dropped; per device they apply in time order.
+        Observations of devices that no longer exist are dropped; per device they apply in time order. With a
+        `fence` (a collector of the pool), those of shards the writer no longer holds under its epoch are
+        refused in the same transaction (counted in `fenced`): a successor's judgement is never overwritten.
         """
         if not observations:
             return []
@@ -237,6 +244,18 @@ class HealthStore:
             ids = sorted(info)
             if len(ids) < len(by_device):
                 log.info("dropped observations of %d deleted devices", len(by_device) - len(ids))
+            if fence is not None:
+                pushed = frozenset(i for i in ids if by_device[i][0].source in PUSH_PROTOCOLS)
+                admitted = fence.admit(connection, ids, pushed)
+                refused = [i for i in ids if i not in admitted]
+                if refused:
+                    self.fenced += sum(len(by_device[i]) for i in refused)
+                    log.warning(
+                        "refused %d observations of %d devices: their shards are no longer this collector's",
+                        sum(len(by_device[i]) for i in refused),
+                        len(refused),
+                    )
+                    ids = [i for i in ids if i in admitted]
             rows = self._lock_rows(connection, ids)
             missing = [i for i in ids if i not in rows]
             if missing:
@@ -262,13 +281,15 @@ class HealthStore:
         limit: int = 5000,
         protocols: Iterable[str] = PUSH_PROTOCOLS,
         excused: Excused = (),
+        fence: ShardFence | None = None,
     ) -> list[DeviceTransition]:
         """Count missed heartbeats of push devices whose silence deadline has passed.
 
         `protocols` leaves some out, e.g. MQTT devices while the collector cannot reach the broker:
         their silence says nothing about them then. `excused` are periods when the service itself could
         not hear (its loop stalled, its database away, its ingest silent): they are taken out of every
-        device's silence, and the deadlines saved are pushed back by them.
+        device's silence, and the deadlines saved are pushed back by them. With a `fence`, nothing is counted
+        unless the writer still holds the push role (shard 0) under its epoch.
         """
         now = now or utcnow()
         protocols = frozenset(protocols) & PUSH_PROTOCOLS
@@ -276,6 +297,8 @@ class HealthStore:
             return []
         with self.engine.begin() as connection:
             begin_write(connection)
+            if fence is not None and not fence.holds_push(connection):
+                return []
             query = (
                 sa.select(HEALTH, DEVICES.c.protocol, DEVICES.c.interval_s, DEVICES.c.active)
                 .join(DEVICES, DEVICES.c.id == HEALTH.c.device_id)
@@ -298,6 +321,55 @@ class HealthStore:
                     protocol = row.protocol
                 judged.append(_Judged(row.device_id, protocol, row.interval_s, before, after, None))
             self._save(connection, judged, transitions, now, excused)
+        return transitions
+
+    def mark_unwatched(
+        self, shards: Sequence[int], shard_count: int, grace_s: float, now: datetime | None = None
+    ) -> list[DeviceTransition]:
+        """Make the active devices of pool shards held by nobody `unknown` (see `machine.unwatched`).
+
+        The shards are locked and checked again in the same transaction, so a shard claimed meanwhile is left
+        to its new collector (a claim skips locked shards and takes them at its next round).
+        """
+        if not shards:
+            return []
+        now = now or utcnow()
+        with self.engine.begin() as connection:
+            still = list(
+                connection.execute(
+                    sa.select(SHARDS.c.shard)
+                    .where(SHARDS.c.shard.in_(list(shards)), unheld_filter(grace_s))
+                    .with_for_update()
+                ).scalars()
+            )
+            if not still:
+                return []
+            query = (
+                sa.select(HEALTH.c.device_id, HEALTH.c.data, DEVICES.c.protocol, DEVICES.c.interval_s)
+                .join(DEVICES, DEVICES.c.id == HEALTH.c.device_id)
+                .where(DEVICES.c.active.is_(True), HEALTH.c.state != DeviceState.UNKNOWN.value)
+                .where(
+                    # Polled devices by their own shard; MQTT devices are heard by shard 0's holder; devices
+                    # pushing heartbeats to the web process are heard whatever the pool does.
+                    sa.or_(
+                        sa.and_(
+                            DEVICES.c.protocol.not_in(sorted(PUSH_PROTOCOLS)), (DEVICES.c.id % shard_count).in_(still)
+                        ),
+                        sa.and_(DEVICES.c.protocol == Protocol.MQTT.value, sa.literal(PUSH_SHARD in still)),
+                    )
+                )
+                .with_for_update(of=HEALTH)
+            )
+            judged: list[_Judged] = []
+            transitions: list[DeviceTransition] = []
+            for row in connection.execute(query).all():
+                before = DeviceHealth.from_dict(row.data)
+                after, changed = unwatched(before, now, self.policy)
+                if not changed and after == before:
+                    continue
+                transitions += [DeviceTransition(row.device_id, t) for t in changed]
+                judged.append(_Judged(row.device_id, row.protocol, row.interval_s, before, after, None))
+            self._save(connection, judged, transitions, now)
         return transitions
 
     def ingest_facts(self, protocol: str, after: datetime | None = None) -> IngestFacts:

@@ -74,6 +74,10 @@ class CollectorStats:
         """Copy what the collector counts (call on its event loop)."""
         stats = collector.scheduler.stats
         liveness = collector.liveness
+        mqtt = collector.mqtt
+        # The MQTT listener's outages (the broker lost or unreachable) are excused like stalls, for MQTT devices.
+        broker_outages = {} if mqtt is None else {"mqtt_broker": mqtt.outages}
+        broker_seconds = {} if mqtt is None else {"mqtt_broker": mqtt.outage_seconds}
         return cls(
             shard=collector.shard,
             outcomes=collector.counters.outcomes(),
@@ -82,7 +86,7 @@ class CollectorStats:
             scheduler=replace(stats, lateness_counts=list(stats.lateness_counts)),
             polled_devices=collector.scheduler.target_count,
             blind=collector.blind,
-            mqtt_connected=None if collector.mqtt is None else collector.mqtt.connected.is_set(),
+            mqtt_connected=None if mqtt is None else mqtt.connected.is_set(),
             observations_applied=collector.observations_applied,
             observations_held=collector.observations_held,
             observations_dropped=collector.observations_dropped,
@@ -91,10 +95,12 @@ class CollectorStats:
             stalls={
                 **liveness.stall_count,
                 **{f"ingest_{p}": w.gap_count for p, w in collector.ingest.items()},
+                **broker_outages,
             },
             stalled_seconds={
                 **liveness.stalled_seconds,
                 **{f"ingest_{p}": w.gap_seconds for p, w in collector.ingest.items()},
+                **broker_seconds,
             },
             loop_lag_s=liveness.lag_s,
             last_flush_at=None if liveness.last_flush_at is None else liveness.last_flush_at.timestamp(),

@@ -1,0 +1,178 @@
+"""Leased shards on a real PostgreSQL (monitor.health.leases): shares, takeover, fencing, leaving, joining.
+
+Leases of one or two seconds keep the tests short; the database's clock decides when a lease has lapsed.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+from sqlmodel import select
+
+from monitor.config import load_settings
+from monitor.db import make_engine, session_scope
+from monitor.health.leases import SHARDS, Leases, PoolNeedsPostgres, ShardFence, ensure_shards, pool_state, shard_of
+from monitor.health.machine import Observation
+from monitor.health.store import HealthStore
+from monitor.inventory.models import Commune, Device
+from monitor.inventory.units import init_province, load_units
+from tests.conftest import _fresh_database_url
+
+pytestmark = pytest.mark.postgres
+SHARD_COUNT = 12
+
+
+@pytest.fixture
+def pg(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
+    engine = make_engine(load_settings(database_url=_fresh_database_url(request, "postgres", tmp_path)))
+    ensure_shards(engine, SHARD_COUNT)
+    yield engine
+    engine.dispose()
+
+
+def member(engine: Engine, name: str, lease_s: float = 2.0) -> Leases:
+    return Leases(engine, name, shard_count=SHARD_COUNT, lease_s=lease_s)
+
+
+def test_the_pool_refuses_sqlite_and_a_changed_shard_count(pg: Engine, tmp_path: Path) -> None:
+    sqlite = make_engine(load_settings(database_url=f"sqlite:///{tmp_path / 'x.db'}"))
+    with pytest.raises(PoolNeedsPostgres, match="needs PostgreSQL"):
+        Leases(sqlite, "a", shard_count=4, lease_s=3)
+    with pytest.raises(PoolNeedsPostgres, match="has 12 shards"):
+        ensure_shards(pg, 16)
+    ensure_shards(pg, SHARD_COUNT)  # the same count again: nothing to do
+    assert [row["shard"] for row in pool_state(pg)] == list(range(SHARD_COUNT))
+
+
+def test_three_collectors_share_the_shards_disjointly(pg: Engine) -> None:
+    members = [member(pg, name) for name in "abc"]
+    for _ in range(3):
+        for m in members:
+            m.round()
+    held = [m.held.shards for m in members]
+    assert sorted(len(h) for h in held) == [4, 4, 4]
+    assert frozenset().union(*held) == frozenset(range(SHARD_COUNT))
+    assert sum(len(h) for h in held) == SHARD_COUNT  # no shard twice
+    rows = {row["shard"]: row for row in pool_state(pg)}
+    for m in members:
+        for shard, epoch in m.held.epochs.items():
+            assert rows[shard]["owner"] == m.name and rows[shard]["epoch"] == epoch and rows[shard]["current"]
+
+
+def test_a_lapsed_collectors_shards_are_taken_over_with_a_new_epoch_and_its_writes_are_refused(pg: Engine) -> None:
+    with session_scope(pg) as session:
+        init_province(session, load_units("lang-son", "2020"))
+        commune = session.exec(select(Commune.code).limit(1)).one()
+        devices = [
+            Device(
+                code=f"D{i:03d}",
+                name=f"D{i}",
+                kind="radio_cluster",
+                commune_code=commune,
+                protocol="http",
+                profile="generic-http",
+                address=f"http://127.0.0.1:1/{i}",
+                interval_s=60,
+            )
+            for i in range(24)
+        ]
+        session.add_all(devices)
+        session.flush()
+        ids = [d.id for d in devices if d.id is not None]
+    a, b = member(pg, "a", lease_s=1.0), member(pg, "b", lease_s=1.0)
+    a.round()
+    assert a.held.shards == frozenset(range(SHARD_COUNT))  # alone: everything
+    stale = ShardFence("a", dict(a.held.epochs), SHARD_COUNT)
+    b.round()  # b joins: its share is 6, nothing is free yet
+    assert b.held.shards == frozenset()
+
+    time.sleep(1.3)  # a stops renewing (paused): its leases lapse by the database's clock
+    taken = b.round()
+    assert taken.members == 1  # a's registration lapsed with its leases: b's share is the whole fleet
+    assert len(taken.claimed) == SHARD_COUNT
+    for shard in taken.claimed:
+        assert b.held.epochs[shard] == stale.epochs[shard] + 1
+
+    store = HealthStore(pg)
+    now = datetime.now(UTC)
+    mine = [i for i in ids if shard_of(i, SHARD_COUNT) in b.held.shards]
+    theirs = [i for i in ids if shard_of(i, SHARD_COUNT) not in b.held.shards]
+    observations = [Observation(device_id=i, observed_at=now, reachable=True, source="http") for i in ids]
+    assert not theirs
+    store.apply(observations, now, fence=stale)  # a wakes up and writes everything with its old epochs
+    with pg.connect() as connection:
+        written = set(connection.execute(sa.text("SELECT device_id FROM device_health")).scalars())
+    assert written == set() and store.fenced == len(mine)  # refused, all of it
+    store.apply(observations, now, fence=ShardFence("b", dict(b.held.epochs), SHARD_COUNT))
+    with pg.connect() as connection:
+        written = set(connection.execute(sa.text("SELECT device_id FROM device_health")).scalars())
+    assert written == set(ids)  # the successor's writes go through
+
+    lost = a.round()  # a's next round: every shard is lost to it; it registers again, with nothing free
+    assert set(lost.lost) == set(range(SHARD_COUNT)) and a.held.shards == frozenset() and lost.members == 2
+    b.round()  # b sees two members: gives half back, which a claims at its next round
+    a.round()
+    assert len(a.held.shards) == len(b.held.shards) == 6 and a.held.shards.isdisjoint(b.held.shards)
+
+
+def test_a_claim_never_takes_a_shard_under_a_write_and_the_write_after_it_is_refused(pg: Engine) -> None:
+    a, b = member(pg, "a", lease_s=1.0), member(pg, "b", lease_s=1.0)
+    a.round()
+    fence = ShardFence("a", dict(a.held.epochs), SHARD_COUNT)
+    time.sleep(1.2)  # lapsed, not yet taken
+
+    with pg.begin() as connection:  # a's write transaction: its fence check locks shards 0-2's rows
+        assert fence.admit(connection, [0, 1, 2]) == {0, 1, 2}
+        done: list[object] = []
+        thread = threading.Thread(target=lambda: done.append(b.round()))
+        thread.start()
+        thread.join(10)
+        assert b.held.shards == frozenset(range(3, SHARD_COUNT))  # skipped what a is writing under
+    with pg.begin() as connection:
+        assert fence.admit(connection, [3, 4, 5]) == set()  # a's writes to the moved shards are refused
+        assert fence.admit(connection, [0, 1, 2]) == {0, 1, 2}  # still a's: nobody took them
+    b.round()
+    assert b.held.shards == frozenset(range(SHARD_COUNT))
+    with pg.begin() as connection:
+        assert fence.admit(connection, [0, 1, 2]) == set()
+
+
+def test_a_collector_that_leaves_hands_over_at_once_and_a_newcomer_gets_its_share(pg: Engine) -> None:
+    a, b = member(pg, "a"), member(pg, "b")
+    a.round()
+    b.round()
+    a.round()  # a sees two members: gives back the half above its share
+    assert len(a.held.shards) == 6
+    b.round()
+    assert len(b.held.shards) == 6 and a.held.shards.isdisjoint(b.held.shards)
+    a.leave()
+    assert all(row["owner"] != "a" for row in pool_state(pg))
+    with pg.connect() as connection:
+        assert connection.execute(sa.text("SELECT count(*) FROM collector_members")).scalar_one() == 1
+    b.round()  # no waiting for a lease to lapse
+    assert b.held.shards == frozenset(range(SHARD_COUNT))
+    c = member(pg, f"c-{uuid.uuid4().hex[:4]}")
+    c.round()
+    b.round()
+    c.round()
+    assert len(c.held.shards) == 6 and len(b.held.shards) == 6
+
+
+def test_a_renewal_that_fails_drops_everything(pg: Engine) -> None:
+    a = member(pg, "a")
+    a.round()
+    assert a.held.shards
+    with pg.begin() as connection:  # someone else moved shard 3 under a (an operator, a successor)
+        connection.execute(sa.update(SHARDS).where(SHARDS.c.shard == 3).values(epoch=SHARDS.c.epoch + 7))
+    done = a.round()
+    assert 3 in done.lost and 3 not in a.held.shards
+    a.drop_all()
+    assert a.held.shards == frozenset()
