@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 import uvicorn
 from sqlalchemy.engine import Engine
 
+from monitor.alerts.collector_watch import watch_shards
 from monitor.alerts.dispatcher import Dispatcher
 from monitor.alerts.notify import DeliveryStats, deliver_due, open_senders, purge_deliveries
 from monitor.collectors.mqtt import EmbeddedBroker
@@ -127,14 +128,28 @@ async def reminders_forever(settings: Settings, engine: Engine, every_s: float =
         await asyncio.sleep(every_s)
 
 
+async def watch_collectors_forever(settings: Settings, engine: Engine) -> None:
+    """Look at the collectors' pool every lease period until cancelled: a shard nobody holds makes its devices
+    unknown and opens the province's `collector` problem (monitor.alerts.collector_watch)."""
+    failures = FailureReport(log, "watching the collectors' shards", settings.collector_lease_s)
+    while True:
+        try:
+            await asyncio.to_thread(watch_shards, engine, settings, utcnow())
+            failures.worked()
+        except Exception as exc:
+            failures.failed(exc)
+        await asyncio.sleep(settings.collector_lease_s)
+
+
 def alert_jobs(settings: Settings, engine: Engine, name: str, stats: DeliveryStats) -> list[Any]:
-    """The dispatcher, the notification worker, the reports' roll-ups and the annual report's reminders, as
-    coroutines to run in the background."""
+    """The dispatcher, the notification worker, the reports' roll-ups, the annual report's reminders and the
+    watch of the collectors' shards, as coroutines to run in the background."""
     return [
         dispatch_forever(make_dispatcher(settings, engine, name)),
         deliver_forever(settings, engine, stats),
         reports_forever(settings, engine),
         reminders_forever(settings, engine),
+        watch_collectors_forever(settings, engine),
     ]
 
 

@@ -33,6 +33,7 @@ class ProblemSource(LabelledEnum):
 
     HEALTH = "health", "Giám sát thiết bị", "Device monitoring"
     ALERTMANAGER = "alertmanager", "Prometheus Alertmanager", "Prometheus Alertmanager"
+    SERVICE = "service", "Hệ thống tự giám sát", "The service watching itself"
 
 
 class ChannelKind(LabelledEnum):

@@ -26,6 +26,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
+from monitor.alerts.collector_watch import unheld_problem
 from monitor.db import utcnow
 from monitor.health.queries import DeviceFilter, DeviceRow, DistrictSummary, list_devices, list_districts
 from monitor.health.states import DeviceState
@@ -59,6 +60,15 @@ class DistrictLine:
     availability_30d: float | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class CollectorGap:
+    """Shards of the collectors' pool held by nobody: their devices are unknown (monitor.alerts.collector_watch)."""
+
+    unheld: int
+    shard_count: int
+    since: datetime
+
+
 @dataclass(slots=True)
 class Overview:
     now: datetime
@@ -71,6 +81,7 @@ class Overview:
     availability_7d: float | None
     availability_30d: float | None
     coverage: PlanCoverage
+    collectors: CollectorGap | None = None
     target_ip_2025: float = TARGET_IP_2025
     target_ip_2030: float = TARGET_IP_2030
 
@@ -211,6 +222,11 @@ def _build(session: Session, scope: frozenset[str] | None, now: datetime) -> Ove
     )
     coverage = plan_coverage(session, None if scope is None else sorted(scope))[None]
     total = TicketCounts(sum(c.open for c in by_priority.values()), sum(c.breached for c in by_priority.values()))
+    gap = unheld_problem(session)
+    collectors = None
+    if gap is not None:
+        details = gap.details or {}
+        collectors = CollectorGap(len(details.get("shards", [])), int(details.get("shard_count", 0)), gap.started_at)
     return Overview(
         now=now,
         districts=lines,
@@ -222,4 +238,5 @@ def _build(session: Session, scope: frozenset[str] | None, now: datetime) -> Ove
         availability_7d=week.get(""),
         availability_30d=month.get(""),
         coverage=coverage,
+        collectors=collectors,
     )

@@ -52,6 +52,14 @@ class CoveragePublic(BaseModel):
     target_ip_2030: float
 
 
+class CollectorGapPublic(BaseModel):
+    """Shards of the collectors' pool held by nobody since `since`: their devices are `unknown`, not down."""
+
+    unheld_shards: int
+    shard_count: int
+    since: datetime
+
+
 class OverviewPublic(BaseModel):
     """The fleet now (devices by state, the longest down first), open tickets by priority with breaches, uptime
     over the last 7 and 30 local days (as the uptime report counts it), the plan's coverage, and each district."""
@@ -66,6 +74,7 @@ class OverviewPublic(BaseModel):
     availability_30d: float | None
     coverage: CoveragePublic
     districts: list[DistrictOverviewPublic]
+    collectors: CollectorGapPublic | None = None
 
 
 @router.get("", response_model=OverviewPublic, responses=problems(401, 404))
@@ -116,4 +125,11 @@ def get_overview(session: SessionDep, scope: ScopedList, settings: SettingsDep) 
             )
             for line in o.districts
         ],
+        collectors=(
+            CollectorGapPublic(
+                unheld_shards=o.collectors.unheld, shard_count=o.collectors.shard_count, since=o.collectors.since
+            )
+            if o.collectors is not None
+            else None
+        ),
     )
