@@ -23,6 +23,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 from pathlib import Path
 
+import httpx
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
@@ -58,12 +59,14 @@ class Pool:
     folder: Path
     device_ids: list[int]
     collectors: dict[str, subprocess.Popen[str]] = field(default_factory=dict)
+    metrics_ports: dict[str, int] = field(default_factory=dict)
     history: list[Sample] = field(default_factory=list)
 
     def start(self, name: str) -> None:
         log = (self.folder / f"{name}.log").open("w")
+        self.metrics_ports[name] = port = free_port()
         self.collectors[name] = subprocess.Popen(
-            [sys.executable, "-m", "monitor", "collect", "--name", name, "--metrics-port", str(free_port())],
+            [sys.executable, "-m", "monitor", "collect", "--name", name, "--metrics-port", str(port)],
             env=self.env,
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -92,6 +95,14 @@ class Pool:
                 return now
             time.sleep(0.25)
         raise AssertionError(f"not within {timeout_s} s: {what}\nlast: {self.history[-1].owners}")
+
+    def metric(self, name: str, family: str) -> float:
+        """One unlabelled family of a collector's /metrics."""
+        text = httpx.get(f"http://127.0.0.1:{self.metrics_ports[name]}/metrics", timeout=5).text
+        for line in text.splitlines():
+            if line.startswith(family + " "):
+                return float(line.split()[1])
+        raise AssertionError(f"{family} not in {name}'s metrics")
 
     def log(self, name: str) -> str:
         return (self.folder / f"{name}.log").read_text()
@@ -213,6 +224,10 @@ def test_three_collectors_share_take_over_and_fence(pool: Pool) -> None:
     for shard in c2_shards:
         assert alone.owners[shard][1] > shared.owners[shard][1]
     assert "lost the lease of shards" in pool.log("c2") or "lease renewal failed" in pool.log("c2")
+    time.sleep(6)  # the collectors' metrics are built at most every 5 s
+    assert pool.metric("c2", "fleet_collector_shards_lost_total") >= len(c2_shards)
+    assert pool.metric("c2", "fleet_collector_shards_held") == len(_held_by(pool.sample(), "c2"))
+    assert pool.metric("c3", "fleet_collector_shards_claimed_total") >= SHARDS - len(_held_by(shared, "c3"))
 
     # Checks over the whole history.
     epochs: dict[tuple[int, int], set[str]] = {}

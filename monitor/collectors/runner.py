@@ -277,6 +277,11 @@ class Collector:
             )
 
     @property
+    def hears_push(self) -> bool:
+        """Whether this collector hears MQTT and counts push devices' silence (shard 0, or its holder)."""
+        return self._owns_push_devices
+
+    @property
     def _owns_push_devices(self) -> bool:
         # Pushed heartbeats are not sharded: the first shard (in the pool: shard 0's holder) listens to the
         # broker and counts silences.

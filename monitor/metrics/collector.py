@@ -20,12 +20,17 @@ from monitor.metrics.names import (
     COLLECTOR_DISCOUNTED,
     COLLECTOR_DROPPED,
     COLLECTOR_EVENTS,
+    COLLECTOR_FENCED,
     COLLECTOR_HELD,
     COLLECTOR_INFO,
     COLLECTOR_INGEST_SILENT,
     COLLECTOR_LAST_FLUSH,
+    COLLECTOR_LEASE_FAILURES,
     COLLECTOR_LOOP_LAG,
     COLLECTOR_MQTT,
+    COLLECTOR_SHARDS_CLAIMED,
+    COLLECTOR_SHARDS_HELD,
+    COLLECTOR_SHARDS_LOST,
     COLLECTOR_STALLED,
     COLLECTOR_STALLED_SECONDS,
     COLLECTOR_STALLS,
@@ -43,6 +48,19 @@ if TYPE_CHECKING:
     from monitor.collectors.runner import Collector
 
 POLL_PROTOCOLS = ("http", "snmp", "mqtt", "heartbeat")
+
+
+@dataclass(frozen=True, slots=True)
+class PoolStats:
+    """A collector's place in the pool of leased shards."""
+
+    name: str
+    shard_count: int
+    held: int
+    claimed: int
+    lost: int
+    rounds_failed: int
+    fenced: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +86,7 @@ class CollectorStats:
     last_flush_at: float | None = None
     discounted: Mapping[str, int] = field(default_factory=dict)
     ingest_silent: Mapping[str, bool] = field(default_factory=dict)
+    pool: PoolStats | None = None
 
     @classmethod
     def of(cls, collector: Collector) -> CollectorStats:
@@ -105,7 +124,18 @@ class CollectorStats:
             loop_lag_s=liveness.lag_s,
             last_flush_at=None if liveness.last_flush_at is None else liveness.last_flush_at.timestamp(),
             discounted={"stalled": 0, "blind": 0} | liveness.discounted,
-            ingest_silent={p: w.silent for p, w in collector.ingest.items()} if collector.shard[0] == 0 else {},
+            ingest_silent={p: w.silent for p, w in collector.ingest.items()} if collector.hears_push else {},
+            pool=None
+            if collector.pool is None
+            else PoolStats(
+                collector.pool.leases.name,
+                collector.pool.leases.shard_count,
+                len(collector.pool.leases.held.epochs),
+                collector.pool.shards_claimed,
+                collector.pool.shards_lost,
+                collector.pool.rounds_failed,
+                collector.store.fenced,
+            ),
         )
 
 
@@ -114,8 +144,11 @@ def collector_blocks(stats: CollectorStats) -> list[Block]:
     outcomes = {(protocol, OK): 0 for protocol in POLL_PROTOCOLS} | dict(stats.outcomes)
     scheduler = stats.scheduler
     index, count = stats.shard
+    info = [("shard", str(index)), ("shards", str(count))]
+    if stats.pool is not None:
+        info = [("name", stats.pool.name), ("shard", "pool"), ("shards", str(stats.pool.shard_count))]
     blocks = [
-        family_block(COLLECTOR_INFO, [(labels([("shard", str(index)), ("shards", str(count))]), 1)]),
+        family_block(COLLECTOR_INFO, [(labels(info), 1)]),
         family_block(POLLS, [(labels([("protocol", p), ("outcome", o)]), n) for (p, o), n in sorted(outcomes.items())]),
         family_block(
             COLLECTOR_EVENTS,
@@ -152,6 +185,14 @@ def collector_blocks(stats: CollectorStats) -> list[Block]:
             COLLECTOR_INGEST_SILENT, [(labels([("protocol", p)]), v) for p, v in sorted(stats.ingest_silent.items())]
         ),
     ]
+    if stats.pool is not None:
+        blocks += [
+            family_block(COLLECTOR_SHARDS_HELD, [("", stats.pool.held)]),
+            family_block(COLLECTOR_SHARDS_CLAIMED, [("", stats.pool.claimed)]),
+            family_block(COLLECTOR_SHARDS_LOST, [("", stats.pool.lost)]),
+            family_block(COLLECTOR_LEASE_FAILURES, [("", stats.pool.rounds_failed)]),
+            family_block(COLLECTOR_FENCED, [("", stats.pool.fenced)]),
+        ]
     if stats.last_flush_at is not None:
         blocks.append(family_block(COLLECTOR_LAST_FLUSH, [("", stats.last_flush_at)]))
     if stats.mqtt_connected is not None:

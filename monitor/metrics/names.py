@@ -145,7 +145,27 @@ COLLECTOR_DROPPED = _counter(
     "fleet_collector_observations_dropped_total",
     "Observations lost before health judged them: the database away too long, or refusing them.",
 )
-COLLECTOR_INFO = _gauge("fleet_collector_info", "Always 1: the collector's shard (index and count).")
+COLLECTOR_INFO = _gauge(
+    "fleet_collector_info",
+    'Always 1: the collector\'s shard (index and count; shard="pool" in the pool, with its name).',
+)
+COLLECTOR_SHARDS_HELD = _gauge(
+    "fleet_collector_shards_held", "Shards of the collectors' pool this collector holds now."
+)
+COLLECTOR_SHARDS_CLAIMED = _counter(
+    "fleet_collector_shards_claimed_total", "Shards this collector claimed (free, lapsed or given back by another)."
+)
+COLLECTOR_SHARDS_LOST = _counter(
+    "fleet_collector_shards_lost_total", "Shards this collector lost: taken by another after its lease lapsed."
+)
+COLLECTOR_LEASE_FAILURES = _counter(
+    "fleet_collector_lease_rounds_failed_total",
+    "Lease rounds that failed (the database away): the collector then dropped every shard at once.",
+)
+COLLECTOR_FENCED = _counter(
+    "fleet_collector_observations_fenced_total",
+    "Observations refused at saving: their shard had moved to another collector (a stale epoch).",
+)
 # Notifications (the web process's notification worker, and the deliveries table for every process).
 NOTIFICATION_MESSAGES = _counter(
     "fleet_notification_messages_total",
