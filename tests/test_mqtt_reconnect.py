@@ -402,3 +402,55 @@ def test_the_backoff_doubles_up_to_its_cap_with_jitter_and_never_overflows() -> 
     assert 0.25 <= delays[0] <= 0.5 and 4.0 <= delays[4] <= 8.0
     assert all(15.0 <= d <= 30.0 for d in delays[7:])
     assert 15.0 <= listener.backoff_delay(100_000) <= 30.0  # a broker away for days: still a number
+
+
+# --- a collector restarted after a gap (or the pool's push role taken over) -----------------------------
+
+
+@needs_mosquitto
+def test_the_gap_while_no_collector_listened_is_not_counted_against_mqtt_devices(
+    tmp_path: Path, sqlite_template: Path
+) -> None:
+    """A collector stops (crashes, or the pool's holder of shard 0 dies); the next one starts OUTAGE_S later.
+    The devices kept publishing to a broker nobody listened to: their silence in the gap is not theirs."""
+    settings = _settings(tmp_path, sqlite_template)
+    engine = make_engine(settings)
+    fleet = _fleet(engine)
+
+    async def scenario() -> tuple[list[tuple[datetime, datetime]], set[int]]:
+        broker = await asyncio.to_thread(start_mosquitto, tmp_path / "broker")
+        url = f"mqtt://127.0.0.1:{broker.port}"
+        simulator, first = await _start(settings, engine, url)
+        try:
+            await _until(lambda: _all_up(engine, fleet.mqtt.values()), 5, "every MQTT device up")
+            await first.stop(timeout_s=2.0)
+            stopped = utcnow()
+            await asyncio.sleep(OUTAGE_S)  # nobody listens; the devices keep publishing
+            second = Collector(
+                settings, engine, registry=load_profiles(), mqtt_url=url, refresh_s=3600, tick_s=0.25, flush_s=0.1
+            )
+            await second.start()
+            try:
+                listener = second.mqtt
+                assert listener is not None
+                await asyncio.wait_for(listener.connected.wait(), 3)
+                back = utcnow()
+                await _until(
+                    lambda: all((_rows(engine)[i].last_seen or back) > back for i in fleet.mqtt.values()),
+                    3,
+                    "every MQTT device heard by the second collector",
+                )
+                await asyncio.sleep(1.0)  # ticks run every 0.25 s meanwhile
+                away = listener.away_periods()
+                assert away[0][0] <= stopped, "the gap is excused from the last heartbeat saved"
+                return away, set(_downs(engine)) & set(fleet.mqtt.values())
+            finally:
+                await second.stop(timeout_s=2.0)
+        finally:
+            await simulator.stop()
+            await asyncio.to_thread(broker.stop)
+
+    away, downs = asyncio.run(scenario())
+    engine.dispose()
+    assert downs == set(), "MQTT devices blamed for the time no collector listened"
+    assert (away[0][1] - away[0][0]).total_seconds() >= OUTAGE_S

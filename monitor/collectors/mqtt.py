@@ -98,6 +98,7 @@ class MqttListener:
         backoff_max_s: float = 30.0,
         keepalive_s: int = 30,
         clock: Callable[[], datetime] | None = None,
+        deaf_since: datetime | None = None,
     ) -> None:
         self._client_args = parse_broker_url(broker_url)
         self.broker = f"{self._client_args['hostname']}:{self._client_args['port']}"
@@ -122,10 +123,14 @@ class MqttListener:
         self._away_since: datetime | None = None
         self._away: deque[Stall] = deque(maxlen=MAX_STALLS)
         self._warned_profiles: set[str] = set()
+        # Nobody heard the broker since then: the last MQTT heartbeat saved before this listener started (a
+        # collector restarted, or the pool's push role taken over from one that stopped). Excused too.
+        self._deaf_since = deaf_since
 
     async def run(self) -> None:
         """Listen until cancelled, reconnecting whenever the broker goes away."""
-        self._away_since = self.clock()  # nothing is heard before the first subscription either
+        now = self.clock()  # nothing is heard before the first subscription either, nor since the last one heard
+        self._away_since = min(self._deaf_since, now) if self._deaf_since is not None else now
         failures = 0  # attempts failed in a row: the backoff's exponent
         attempts = 0  # attempts failed in this outage: for the log
         said = up = 0.0

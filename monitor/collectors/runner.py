@@ -533,15 +533,18 @@ class Collector:
                 self.registry,
                 self.deliver,
                 self.counters,
-                # The push role's one connection (the pool's holder of shard 0, or the static shard 0): a clean
-                # session, nothing replayed (see monitor.collectors.mqtt); the time without it is excused.
-                client_id="fleet-monitor-collector-push"
+                # A clean session, nothing replayed (see monitor.collectors.mqtt), under this collector's own
+                # id: a paused former holder of the push role waking up cannot take the connection over.
+                client_id=f"fleet-monitor-{self.pool.leases.name}"
                 if self.pool is not None
                 else f"fleet-monitor-collector-{self.shard[0]}",
                 backoff_initial_s=self.settings.mqtt_backoff_initial_s,
                 backoff_max_s=self.settings.mqtt_backoff_max_s,
                 keepalive_s=self.settings.mqtt_keepalive_s,
                 clock=self.clock,
+                # Since the last MQTT heartbeat saved, nobody heard the broker (this collector restarted, or took
+                # the push role over from one that stopped): that time is not the devices' silence either.
+                deaf_since=self.ingest[Protocol.MQTT.value].last_heard,
             )
             self._mqtt_task = asyncio.create_task(self.mqtt.run(), name="mqtt listener")
             self._tasks.append(self._mqtt_task)
