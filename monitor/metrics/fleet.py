@@ -32,6 +32,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from monitor.db import utcnow
+from monitor.health.leases import SHARDS
 from monitor.health.models import DeviceHealthRow, StateChange
 from monitor.health.states import DeviceState
 from monitor.inventory.choices import DeviceKind
@@ -40,6 +41,7 @@ from monitor.metrics.exporter import Renderer
 from monitor.metrics.exposition import Block, escape, family_block, labels
 from monitor.metrics.names import (
     BROADCAST_SYSTEMS,
+    COLLECTOR_POOL_SHARDS,
     COMMUNE_DEVICES,
     COMMUNE_INFO,
     COMMUNES,
@@ -193,6 +195,7 @@ class FleetStateSource:
             blocks = self._devices(connection, places)
             blocks += _coverage(connection, places)
             blocks.append(_outbox(connection, self.clock()))
+            blocks.append(_pool(connection, self.clock()))
         return blocks
 
     def _devices(self, connection: Connection, places: _Places) -> list[Block]:
@@ -375,6 +378,17 @@ def _outbox(connection: Connection, now: datetime) -> Block:
     pending_block = family_block(STATE_CHANGES_PENDING, [("", pending)])
     age_block = family_block(STATE_CHANGES_OLDEST_AGE, [("", age)])
     return Block(pending_block.text + age_block.text, 2)
+
+
+def _pool(connection: Connection, now: datetime) -> Block:
+    """The collectors' pool's shards, held or not (both zero without a pool: SQLite, or no collector started)."""
+    held = sa.func.sum(sa.case((SHARDS.c.expires_at > now, 1), else_=0))
+    total, current = connection.execute(sa.select(sa.func.count(), held).select_from(SHARDS)).one()
+    current = int(current or 0)
+    return family_block(
+        COLLECTOR_POOL_SHARDS,
+        [(labels([("state", "held")]), current), (labels([("state", "unheld")]), int(total) - current)],
+    )
 
 
 def _aware(value: datetime) -> datetime:

@@ -64,6 +64,10 @@ COMMUNES_WITH_IP_RADIO = _gauge(
     "Communes with an IT-telecom (IP) broadcast system that is not broken, by district.",
 )
 BROADCAST_SYSTEMS = _gauge("fleet_broadcast_systems", "Broadcast systems by district, technology and condition.")
+COLLECTOR_POOL_SHARDS = _gauge(
+    "fleet_collector_pool_shards",
+    "Shards of the collectors' pool by state: held (a current lease) or unheld (their devices go unknown).",
+)
 STATE_CHANGES_PENDING = _gauge(
     "fleet_state_changes_pending", "State changes written by health and not yet processed by a dispatcher."
 )
