@@ -10,11 +10,14 @@ from __future__ import annotations
 import os
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
+import yaml
+from cryptography.fernet import Fernet
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import (
     BaseSettings,
+    NoDecode,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     YamlConfigSettingsSource,
@@ -25,6 +28,8 @@ from monitor.errors import ConfigError
 #: Values that mean "nobody set this": refused outside demo mode.
 PLACEHOLDER_SECRETS = frozenset({"", "change-me", "changeme", "secret", "demo"})
 CONFIG_FILE_VARIABLE = "MONITOR_CONFIG_FILE"
+SECRET_KEYS_VARIABLE = "MONITOR_SECRET_KEYS"
+MAKE_A_SECRET_KEY = "python -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())'"
 MONTH_DAY = r"^(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])$"  # MM-DD, a day of every year
 
 
@@ -46,6 +51,13 @@ class Settings(BaseSettings):
         default=None, description="SQLAlchemy URL; default: SQLite file monitor.db in data_dir"
     )
     secret_key: SecretStr = Field(default=SecretStr("change-me"), description="signs sessions and tokens")
+    # Stored secrets are sealed under these (monitor/sealing.py): a new key goes first, the old one stays until
+    # `monitor secrets rotate` has re-sealed everything. Comma-separated in the environment, a list in the file.
+    secret_keys: Annotated[list[SecretStr], NoDecode] = Field(
+        default_factory=list,
+        description="Fernet keys sealing the stored secrets (channels' secrets, SNMP credentials), newest first; "
+        "none: secrets are refused outside the demo",
+    )
     province: str = Field(default="lang-son", description="province whose administrative units are used")
     province_prefix: str = Field(default="LS", description="prefix of ticket codes (LS-2026-000123)")
     timezone: str = Field(default="Asia/Ho_Chi_Minh", description="time zone shown to people")
@@ -288,6 +300,33 @@ class Settings(BaseSettings):
             if value.startswith(prefix):
                 return "postgresql+psycopg://" + value[len(prefix) :]
         return value
+
+    @field_validator("secret_keys", mode="before")
+    @classmethod
+    def _fernet_keys(cls, value: object) -> list[str]:
+        # ConfigError, not ValueError: pydantic's message would repeat the input, which holds the keys.
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                try:
+                    value = yaml.safe_load(text)
+                except yaml.YAMLError:
+                    raise ConfigError(f"{SECRET_KEYS_VARIABLE}: not a list of keys") from None
+            else:
+                value = text.split(",")
+        if not isinstance(value, list | tuple):
+            raise ConfigError(f"{SECRET_KEYS_VARIABLE}: comma-separated keys, or a list of keys")
+        keys = [item.get_secret_value() if isinstance(item, SecretStr) else str(item).strip() for item in value]
+        keys = [key for key in keys if key]
+        for index, key in enumerate(keys, 1):
+            try:
+                Fernet(key)
+            except ValueError:
+                raise ConfigError(
+                    f"{SECRET_KEYS_VARIABLE}: key {index} of {len(keys)} is not a Fernet key (32 url-safe "
+                    f"base64-encoded bytes); make one with: {MAKE_A_SECRET_KEY}"
+                ) from None
+        return keys
 
     @classmethod
     def settings_customise_sources(

@@ -2,6 +2,8 @@
 
     MonitorError                    every error this package raises on purpose
     ├── ConfigError                 settings that cannot be used (placeholder secrets, bad values)
+    │   ├── SealingRefused          no key to seal a secret with, outside the demo               (sealing)
+    │   └── SecretUnreadable        stored secrets the configured keys cannot open, by row       (sealing)
     ├── DatabaseNotMigrated         the database schema is behind the code: run `monitor db upgrade`
     ├── NotFound                    a code that names nothing (API: 404)
     │   └── UnknownProfile          a device names a profile no loaded file defines   (collectors.errors)

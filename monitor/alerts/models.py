@@ -9,6 +9,12 @@ import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
 
 from monitor.db import UTCDateTime, utcnow
+from monitor.sealing import SealedJSON
+
+#: A channel's config keys that hold secrets: write-only in the API, kept out of error messages.
+CHANNEL_SECRET_KEYS = frozenset({"secret", "password", "bot_token", "app_secret", "refresh_token", "access_token"})
+#: What is sealed at rest: the secrets, and a webhook's URL (chat services put a token in its path or query).
+CHANNEL_SEALED_KEYS = CHANNEL_SECRET_KEYS | {"url"}
 
 
 class AlertProblem(SQLModel, table=True):
@@ -102,8 +108,10 @@ class AlertmanagerAlert(SQLModel, table=True):
 class NotificationChannel(SQLModel, table=True):
     """Where notifications go: a webhook, e-mail or Telegram, for a district (None: all) from a priority up.
 
-    `config` holds the channel's settings; its secrets (webhook signing key, SMTP password, bot token)
-    are write-only, never shown back.
+    `config` holds the channel's settings; its secrets (webhook signing key, SMTP password, bot token,
+    Zalo's app secret and tokens: `CHANNEL_SECRET_KEYS`) are write-only, never shown back, and sealed at
+    rest with the webhook's URL (`CHANNEL_SEALED_KEYS`, see monitor/sealing.py): the column seals them on
+    the way in and opens them on the way out.
     """
 
     __tablename__ = "notification_channels"
@@ -113,7 +121,7 @@ class NotificationChannel(SQLModel, table=True):
     kind: str = Field(sa_type=sa.String(16))
     district_code: str | None = Field(default=None, foreign_key="districts.code", max_length=16)
     min_priority: str = Field(default="P4", sa_type=sa.String(4))
-    config: dict[str, Any] = Field(default_factory=dict, sa_type=sa.JSON)
+    config: dict[str, Any] = Field(default_factory=dict, sa_type=SealedJSON(CHANNEL_SEALED_KEYS))
     rate_limit_per_minute: int = 30
     active: bool = True
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)

@@ -1,4 +1,8 @@
-"""What every command of `monitor` shares: settings (refusing bad ones with exit code 2), a migrated engine, logging."""
+"""What every command of `monitor` shares: settings (refusing bad ones with exit code 2), a migrated engine, logging.
+
+The settings also give the command its keys for the sealed secrets (monitor/sealing.py): outside the demo,
+without MONITOR_SECRET_KEYS, a command refuses to store a secret, and so do the processes it starts.
+"""
 
 from __future__ import annotations
 
@@ -10,9 +14,10 @@ from typing import NoReturn
 import typer
 from sqlalchemy.engine import Engine
 
-from monitor.config import Settings, load_settings
+from monitor.config import MAKE_A_SECRET_KEY, SECRET_KEYS_VARIABLE, Settings, load_settings
 from monitor.db import ensure_migrated, make_engine
 from monitor.errors import MonitorError
+from monitor.sealing import use_settings_keys
 
 
 def fail(message: str, code: int = 1) -> NoReturn:
@@ -36,11 +41,17 @@ def explain(exc: MonitorError) -> str:
 
 
 def cli_settings(**overrides: object) -> Settings:
-    """The settings from the environment (and `overrides`); invalid ones end the command with code 2."""
+    """The settings from the environment (and `overrides`); invalid ones end the command with code 2.
+
+    Their keys seal and open the stored secrets for as long as the command runs (`sealing.use_settings_keys`;
+    `monitor.cli` puts the process's keys back when the command ends).
+    """
     try:
-        return load_settings(**overrides)
+        settings = load_settings(**overrides)
+        use_settings_keys(settings)
     except MonitorError as exc:
         fail(str(exc), 2)
+    return settings
 
 
 def production_settings() -> Settings:
@@ -50,6 +61,13 @@ def production_settings() -> Settings:
         settings.require_real_secrets()
     except MonitorError as exc:
         fail(str(exc), 2)
+    if not settings.secret_keys:
+        typer.secho(
+            f"warning: {SECRET_KEYS_VARIABLE} is not set: no secret (a channel's, a device's SNMP credentials) can "
+            f"be stored, and none sealed can be opened; make a key with: {MAKE_A_SECRET_KEY}",
+            fg=typer.colors.YELLOW,
+            err=True,
+        )
     return settings
 
 

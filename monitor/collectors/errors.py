@@ -40,6 +40,13 @@ class FailureKind(LabelledEnum):
     SNMP_DECODE = "snmp_decode", "Gói SNMP hỏng", "Undecodable SNMP reply"
     AUTH = "auth", "Sai thông tin xác thực", "Authentication failed"
     BROKER = "broker", "Lỗi máy chủ MQTT", "MQTT broker error"
+    # The collector's own: it could not try (its keys cannot open the device's sealed credentials).
+    CONFIG = "config", "Lỗi cấu hình bộ thu thập", "Collector configuration error"
+
+
+#: Failures that are the collector's own, never the device's: they say nothing of it and are not fed to its
+#: health (see `liveness.Liveness.discounts`); the device stays as it was.
+COLLECTOR_FAILURES = frozenset({FailureKind.CONFIG})
 
 
 class UnreadableData(MonitorError, ValueError):
@@ -103,4 +110,4 @@ class UnknownProfile(NotFound):
         return str(self.args[0])
 
 
-__all__ = ["CollectError", "FailureKind", "ProfileError", "ProfileProblem", "UnknownProfile"]
+__all__ = ["COLLECTOR_FAILURES", "CollectError", "FailureKind", "ProfileError", "ProfileProblem", "UnknownProfile"]

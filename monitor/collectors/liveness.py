@@ -23,6 +23,9 @@ What follows from a stall (the collector applies it; health stays a pure machine
   silence (the pure `tick` pushes each deadline back by the part of them inside the silence);
 - `blind` is true meanwhile, and the metrics export every stall (count and seconds by cause).
 
+A failure of the collector's own kind (`COLLECTOR_FAILURES`: it could not open a device's credentials) says
+nothing of the device at any time: it is discounted too, and the device stays as it was.
+
 The push ingest is also watched from the database (`IngestWatch`), which works whether it is this
 collector's MQTT listener or another process's HTTP heartbeat route.
 """
@@ -37,6 +40,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from monitor.collectors.errors import COLLECTOR_FAILURES
 from monitor.health.machine import Observation
 
 log = logging.getLogger(__name__)
@@ -224,9 +228,12 @@ class Liveness:
         )
 
     def discounts(self, observation: Observation) -> bool:
-        """Whether a failed observation overlaps a stall (then it says nothing about the device)."""
+        """Whether a failed observation overlaps a stall, or is the collector's own failure (then it says
+        nothing about the device)."""
         if observation.reachable:
             return False
+        if (observation.error or "").split(":", 1)[0] in COLLECTOR_FAILURES:
+            return True
         began = observation.observed_at
         ended = began + timedelta(
             seconds=observation.latency_s if observation.latency_s is not None else self.poll_timeout_s

@@ -4,12 +4,15 @@ The device's credentials decide the path (see `target.parse_snmp_credentials`): 
 to the shared-socket client, `v3:USER:AUTHPASS:PRIVPASS` to pysnmp. `poll()` GETs the profile's
 OIDs in one request and maps the values; it never raises for what a device does. An agent that
 knows none of the profile's OIDs fails `snmp_no_such` (the wrong profile, or the wrong device).
+Credentials the collector's keys cannot open are not tried: the poll fails `config`, the collector's
+fault (logged once per device, and not counted against the device: see `liveness`).
 
 Traps and informs are received by `TrapReceiver` (module `traps`, re-exported here).
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -22,9 +25,11 @@ from monitor.collectors.profile_types import Profile
 from monitor.collectors.snmp_v2c import DEFAULT_RETRIES, DEFAULT_TIMEOUT_S, SOCKET_BUFFER_BYTES, SnmpV2cClient
 from monitor.collectors.snmp_v3 import SnmpV3Client
 from monitor.collectors.stats import OutcomeCounters
-from monitor.collectors.target import PollTarget, SnmpCommunity, parse_snmp_credentials
+from monitor.collectors.target import PollTarget, SnmpCommunity, parse_snmp_credentials, unreadable_credentials
 from monitor.collectors.traps import TrapFault, TrapReceiver, fault_from_trap
 from monitor.health.machine import Observation
+
+log = logging.getLogger(__name__)
 
 DEFAULT_PORT = 161
 
@@ -46,6 +51,7 @@ class SnmpPoller:
             timeout_s=timeout_s, retries=retries, sockets=sockets, buffer_bytes=buffer_bytes, counters=self.counters
         )
         self._v3 = SnmpV3Client(timeout_s=timeout_s, retries=retries, buffer_bytes=buffer_bytes)
+        self._unreadable: set[str] = set()  # devices whose credentials could not be opened, logged once
 
     async def start(self) -> None:
         """Open the shared sockets (inside the running loop)."""
@@ -102,6 +108,12 @@ class SnmpPoller:
         return observation
 
     async def _request(self, target: PollTarget, oids: tuple[str, ...]) -> dict[str, Any] | CollectError:
+        unreadable = unreadable_credentials(target)
+        if unreadable is not None:
+            if target.code not in self._unreadable:
+                self._unreadable.add(target.code)
+                log.error("not polling %s: %s", target.code, unreadable.detail)
+            return unreadable
         try:
             credentials = parse_snmp_credentials(target.credentials)
         except CollectError as exc:

@@ -1,7 +1,9 @@
 """What a collector needs to know about one device, detached from the database, and its SNMP credentials.
 
 A `PollTarget` is a frozen copy of the inventory row's collection fields, so pollers never touch a
-database session. Its credentials never appear in `repr()` (logs, tracebacks, test output).
+database session. Its credentials never appear in `repr()` (logs, tracebacks, test output). They come opened
+from the inventory's sealed column (monitor/sealing.py); credentials the collector's keys cannot open stay
+`Unopened`, and polling the device is then the collector's failure (`unreadable_credentials`), not the device's.
 
 Credentials strings (the inventory's write-only `credentials` column):
 
@@ -17,6 +19,7 @@ from functools import lru_cache
 from typing import TYPE_CHECKING
 
 from monitor.collectors.errors import CollectError, FailureKind
+from monitor.sealing import Unopened
 
 if TYPE_CHECKING:
     from monitor.inventory.models import Device
@@ -76,6 +79,18 @@ class SnmpV3User:
 SnmpCredentials = SnmpCommunity | SnmpV3User
 
 
+def unreadable_credentials(target: PollTarget) -> CollectError | None:
+    """`CollectError(config)` naming the device when its stored credentials cannot be opened, else None."""
+    credentials = target.credentials
+    if not isinstance(credentials, Unopened):
+        return None
+    return CollectError(
+        FailureKind.CONFIG,
+        f"cannot open the stored credentials of device {target.code} ({credentials.reason}): "
+        "the collector's configuration, not the device",
+    )
+
+
 @lru_cache(maxsize=4096)
 def parse_snmp_credentials(text: str | None) -> SnmpCredentials:
     """Read a credentials string (see the module docstring); empty means the `public` v2c community.
@@ -99,4 +114,11 @@ def parse_snmp_credentials(text: str | None) -> SnmpCredentials:
     return SnmpV3User(user, auth_key, priv_key)
 
 
-__all__ = ["PollTarget", "SnmpCommunity", "SnmpCredentials", "SnmpV3User", "parse_snmp_credentials"]
+__all__ = [
+    "PollTarget",
+    "SnmpCommunity",
+    "SnmpCredentials",
+    "SnmpV3User",
+    "parse_snmp_credentials",
+    "unreadable_credentials",
+]

@@ -8,6 +8,7 @@ import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
 
 from monitor.db import UTCDateTime, utcnow
+from monitor.sealing import SealedText
 
 
 class District(SQLModel, table=True):
@@ -86,8 +87,10 @@ class Device(SQLModel, table=True):
     protocol: str = Field(sa_type=sa.String(16))
     address: str = Field(default="", max_length=500, description="host, URL or MQTT topic")
     port: int | None = None
-    # Write-only: SNMP community or credentials. Stored for the collectors, never shown back.
-    credentials: str | None = Field(default=None, max_length=500)
+    # Write-only: SNMP community or credentials. Stored for the collectors, never shown back, sealed at rest
+    # (monitor/sealing.py: the column seals and opens; TEXT on PostgreSQL since revision 0012, as a token
+    # is longer than its secret). A fleet file's credentials are at most 500 characters.
+    credentials: str | None = Field(default=None, sa_type=SealedText(legacy_length=500))
     # SHA-256 of the device's heartbeat token (a random 128-bit secret, so a fast hash is enough).
     token_hash: str | None = Field(default=None, max_length=64)
     interval_s: int = Field(default=60)

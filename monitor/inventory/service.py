@@ -15,6 +15,7 @@ from monitor.errors import FleetFileError, NotFound, Problem
 from monitor.inventory.choices import BroadcastTechnology
 from monitor.inventory.fleetfile import PARENT_KINDS, FleetRow, parse_row, people_today
 from monitor.inventory.models import SECRET_FIELDS, BroadcastSystem, Commune, Device, District
+from monitor.sealing import require_sealing
 from monitor.text import fold, like_pattern
 
 # --- fleet import -------------------------------------------------------------------------------
@@ -143,7 +144,11 @@ def _device_values(row: FleetRow, search_text: str) -> dict[str, Any]:
 
 
 def apply_fleet_rows(rows: Sequence[FleetRow], *, session: Session) -> ImportResult:
-    """Upsert validated rows by code; a row equal to what is stored changes nothing."""
+    """Upsert validated rows by code; a row equal to what is stored changes nothing.
+
+    Credentials are sealed as they are stored (monitor/sealing.py): `SealingRefused`, before anything is
+    written, when new ones cannot be (no MONITOR_SECRET_KEYS outside the demo).
+    """
     result = ImportResult()
     names = {
         c.code: (c.name, d.name)
@@ -154,6 +159,9 @@ def apply_fleet_rows(rows: Sequence[FleetRow], *, session: Session) -> ImportRes
     for start in range(0, len(codes), 500):
         chunk = codes[start : start + 500]
         existing.update({d.code: d for d in session.exec(select(Device).where(col(Device.code).in_(chunk)))})
+    stored = {code: device.credentials for code, device in existing.items()}
+    if any(row.credentials is not None and row.credentials != stored.get(row.code) for row in rows):
+        require_sealing()
     now = utcnow()
     changed: dict[str, Device] = {}
     for row in rows:

@@ -6,7 +6,9 @@ each; the worker retries.
 
 Webhook, Telegram and Zalo go through `http.py`; SMTP is the standard library's smtplib, run in a thread.
 Every error message is cleaned of the channel's secrets before it leaves this module, because it ends
-up in the deliveries table and the API.
+up in the deliveries table and the API. The config reaches the senders opened (monitor/sealing.py); a secret
+the configured keys cannot open fails the attempt with the reason, naming the channel (it is retried: a
+dispatcher given the key can still send it).
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ from monitor.alerts.notify.schemas import (
 from monitor.alerts.notify.templates import shorten
 from monitor.alerts.notify.zalo import ZaloSender
 from monitor.errors import InvalidInput
+from monitor.sealing import SecretUnreadable, Unopened
 
 if TYPE_CHECKING:
     from monitor.alerts.notify.zalo import TokenStore
@@ -66,7 +69,12 @@ class ChannelTarget:
     tokens: TokenStore | None = None
 
     def checked(self) -> ChannelConfig:
-        """The config checked against the kind's model; a config that no longer passes cannot send."""
+        """The config checked against the kind's model; a config that no longer passes cannot send, nor one
+        whose secrets the configured keys cannot open."""
+        unopened = {key: value for key, value in sorted(self.config.items()) if isinstance(value, Unopened)}
+        if unopened:
+            where = f"notification channel {self.name!r} ({', '.join(unopened)})"
+            raise DeliveryError(str(SecretUnreadable([where], next(iter(unopened.values())).reason)))
         try:
             return parse_config(self.kind, self.config)
         except InvalidInput as exc:

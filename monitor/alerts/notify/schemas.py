@@ -3,7 +3,9 @@
 A channel's config is checked against its kind's model on every write. Its secrets (`secret`,
 `password`, `bot_token`, Zalo's `app_secret`, `refresh_token` and `access_token`) are write-only: answers
 show `SECRET_MARKER` where one is set, and sending the marker back in an update keeps the stored value,
-so a client can round-trip what it read. `SERVICE_KEYS` are what the service keeps in a config for
+so a client can round-trip what it read. They are sealed at rest by the column (monitor/sealing.py); one
+that the configured keys cannot open (`Unopened`) is shown as set, and must be given again to change the
+config. `SERVICE_KEYS` are what the service keeps in a config for
 itself (a Zalo access token's expiry, who is renewing it): never shown, never accepted from a client,
 kept across updates.
 """
@@ -29,12 +31,14 @@ from pydantic import (
 from pydantic.config import JsonDict
 
 from monitor.alerts.choices import ChannelKind, DeliveryStatus
+from monitor.alerts.models import CHANNEL_SEALED_KEYS, CHANNEL_SECRET_KEYS
 from monitor.config import PLACEHOLDER_SECRETS
 from monitor.errors import InvalidInput, Problem
 from monitor.priority import Priority
+from monitor.sealing import Unopened
 
 Language = Literal["vi", "en"]
-SECRET_KEYS = frozenset({"secret", "password", "bot_token", "app_secret", "refresh_token", "access_token"})
+SECRET_KEYS = CHANNEL_SECRET_KEYS
 #: Kept by the service in a Zalo channel's config: the access token's expiry (ISO 8601, UTC), the renewal
 #: under way (a claim and until when it holds: see `zalo.py`), and the refresh token Zalo refused last.
 SERVICE_KEYS = frozenset({"access_token_expires_at", "token_claim", "token_claimed_until", "refused_refresh_sha256"})
@@ -285,11 +289,22 @@ def refuse_service_keys(kind: ChannelKind | str, data: Mapping[str, Any]) -> Non
 
 
 def stored_config(config: ChannelConfig) -> dict[str, Any]:
-    """What the database keeps of a checked config: every field, secrets in clear (the DB is trusted)."""
+    """What the database keeps of a checked config: every field, secrets as values (the column seals them)."""
     return {
         key: value.get_secret_value() if isinstance(value, SecretStr) else value
         for key, value in config.model_dump(mode="python").items()
     }
+
+
+def refuse_unopened(config: Mapping[str, Any]) -> None:
+    """InvalidInput naming each sealed value of `config` that the keys could not open (it must be given again)."""
+    problems = [
+        Problem(f"config.{key}", f"cannot be opened ({value.reason}): give it again")
+        for key, value in sorted(config.items())
+        if key in CHANNEL_SEALED_KEYS and isinstance(value, Unopened)
+    ]
+    if problems:
+        raise InvalidInput("the channel's stored secrets cannot be opened", problems)
 
 
 def merge_config(stored: Mapping[str, Any], changes: Mapping[str, Any]) -> dict[str, Any]:
@@ -330,7 +345,7 @@ def public_config(stored: Mapping[str, Any]) -> dict[str, Any]:
     for key, value in stored.items():
         if key in SERVICE_KEYS:
             continue
-        if key in SECRET_KEYS:
+        if key in SECRET_KEYS or isinstance(value, Unopened):
             if value:
                 shown[key] = SECRET_MARKER
         elif key == "url" and isinstance(value, str):

@@ -19,7 +19,7 @@ from sqlalchemy.orm import object_session
 from sqlmodel import Session, SQLModel, col, func, select
 
 from monitor.alerts.choices import ChannelKind, DeliveryStatus
-from monitor.alerts.models import NotificationChannel, NotificationDelivery
+from monitor.alerts.models import CHANNEL_SEALED_KEYS, NotificationChannel, NotificationDelivery
 from monitor.alerts.notify.channels import ChannelTarget, OutgoingMessage, Senders, deliver
 from monitor.alerts.notify.events import ProblemEvent
 from monitor.alerts.notify.routing import ChannelRule, Person, route
@@ -33,6 +33,7 @@ from monitor.alerts.notify.schemas import (
     parse_config,
     public_config,
     refuse_service_keys,
+    refuse_unopened,
     service_state,
     stored_config,
 )
@@ -42,6 +43,7 @@ from monitor.auth.models import Role, User
 from monitor.errors import Conflict, InvalidInput, NotFound, Problem
 from monitor.inventory.models import Commune, District
 from monitor.priority import Priority
+from monitor.sealing import require_sealing
 
 DELIVERIES = SQLModel.metadata.tables["notification_deliveries"]
 # Rows per INSERT: 14 columns each, far below SQLite's and PostgreSQL's limits on bound parameters.
@@ -233,10 +235,19 @@ def _check_name_free(name: str, session: Session, channel_id: int | None = None)
         raise Conflict(f"a notification channel named {name!r} exists already")
 
 
+def _require_sealing_for(config: dict[str, Any]) -> None:
+    # Checked before the write, so that a missing key is a clear answer, not an error inside the flush.
+    if any(config.get(key) for key in CHANNEL_SEALED_KEYS):
+        require_sealing()
+
+
 def create_channel(data: ChannelCreate, *, session: Session, now: datetime) -> NotificationChannel:
-    """A new channel, its config checked against its kind; the caller commits."""
+    """A new channel, its config checked against its kind; the caller commits.
+
+    `SealingRefused` when its secrets cannot be sealed (no MONITOR_SECRET_KEYS outside the demo)."""
     refuse_service_keys(data.kind, data.config)
     config = stored_config(parse_config(data.kind, data.config))
+    _require_sealing_for(config)
     _check_district(data.district_code, session)
     _check_name_free(data.name, session)
     channel = NotificationChannel(
@@ -258,7 +269,9 @@ def update_channel(channel_id: int, changes: ChannelUpdate, *, session: Session)
     """Change the fields given; config keys merge into the stored ones (secrets kept unless replaced).
 
     The row is locked as it is read (PostgreSQL; SQLite has one writer at a time), so a Zalo token renewed
-    meanwhile by a sender is not overwritten with the one read before it (see `zalo.py`).
+    meanwhile by a sender is not overwritten with the one read before it (see `zalo.py`). A config change
+    re-seals the config's secrets: InvalidInput names those the keys cannot open (to be given again), and
+    `SealingRefused` says when nothing can be sealed.
     """
     channel = session.get(NotificationChannel, channel_id, with_for_update=True)
     if channel is None:
@@ -275,7 +288,10 @@ def update_channel(channel_id: int, changes: ChannelUpdate, *, session: Session)
     if changes.config is not None:
         refuse_service_keys(channel.kind, changes.config)
         merged = merge_config(channel.config, changes.config)
-        channel.config = stored_config(parse_config(channel.kind, merged)) | service_state(merged)
+        refuse_unopened(merged)
+        config = stored_config(parse_config(channel.kind, merged)) | service_state(merged)
+        _require_sealing_for(config)
+        channel.config = config
     if changes.rate_limit_per_minute is not None:
         channel.rate_limit_per_minute = changes.rate_limit_per_minute
     if changes.active is not None:

@@ -21,6 +21,9 @@ someone has renewed since (and uses that token), or finds a claim in force (and 
 or writes its own claim with an expiry; it then calls Zalo with no transaction open, and stores the new
 pair and clears its claim in another short locked transaction. A refresh token Zalo refused is remembered
 (by its hash) so it is not sent again; the channel needs a new one from the Zalo OA admin page.
+
+The tokens are sealed at rest by the column (monitor/sealing.py). A process that could not seal the new pair
+would lose it, and with it the channel: it does not renew (nor does one whose keys cannot open the stored pair).
 """
 
 from __future__ import annotations
@@ -46,6 +49,7 @@ from monitor.alerts.notify.errors import DeliveryError, redact
 from monitor.alerts.notify.schemas import ZaloConfig
 from monitor.alerts.notify.templates import one_line, shorten
 from monitor.db import begin_write
+from monitor.sealing import SealingRefused, SecretUnreadable, Unopened, process_keyring
 
 if TYPE_CHECKING:
     from monitor.alerts.notify.channels import ChannelTarget, OutgoingMessage
@@ -150,6 +154,10 @@ class ChannelTokens:
         config = connection.execute(query).scalar()
         if config is None:
             raise DeliveryError("the channel was deleted", permanent=True)
+        unopened = [key for key, value in sorted(config.items()) if isinstance(value, Unopened)]
+        if unopened:
+            where = f"notification channel {channel_id} ({', '.join(unopened)})"
+            raise DeliveryError(str(SecretUnreadable([where], config[unopened[0]].reason)))
         return dict(config)
 
     @staticmethod
@@ -196,6 +204,8 @@ class ChannelTokens:
         self, channel_id: int, *, tried: str | None, now: datetime, lease: timedelta, refresh: Refresh
     ) -> ZaloTokens:
         """See `TokenStore.renew`. Waits at most `lease` (and a little) for another sender's renewal."""
+        if not process_keyring().can_seal:  # checked before the refresh token is spent
+            raise DeliveryError(f"cannot keep Zalo's renewed tokens: {SealingRefused()}")
         claim = secrets.token_hex(8)
         deadline = asyncio.get_running_loop().time() + lease.total_seconds() + 5
         while True:
