@@ -399,11 +399,11 @@ def _refuse_non_empty_sqlite(target: Path) -> None:
 def _libpq(url: URL) -> tuple[str, dict[str, str]]:
     """The connection string for libpq's tools, without the password, and their environment, with it."""
     options: dict[str, object] = {"application_name": "monitor-backup", "connect_timeout": 10}
-    options.update({key: value for key, value in url.query.items() if isinstance(value, str)})
+    options.update({key: value for key, value in url.query.items() if isinstance(value, str) and key != "host"})
     options.update(
         {
             key: value
-            for key, value in {"host": url.host, "port": url.port, "user": url.username, "dbname": url.database}.items()
+            for key, value in {"user": url.username, "dbname": url.database, **_hosts(url)}.items()
             if value is not None
         }
     )
@@ -411,6 +411,20 @@ def _libpq(url: URL) -> tuple[str, dict[str, str]]:
     if url.password is not None:
         environment["PGPASSWORD"] = str(url.password)  # never on the command line, where `ps` shows it
     return make_conninfo(**options), environment  # type: ignore[arg-type]
+
+
+def _hosts(url: URL) -> dict[str, object]:
+    """libpq's host and port: the URL's one host, or the several of SQLAlchemy's `?host=H1:P1&host=H2:P2` (a
+    primary and its standbys, tried in turn), comma-separated as libpq takes them."""
+    given = url.query.get("host")
+    if given is None:
+        return {"host": url.host, "port": url.port}
+    hosts, ports = [], []
+    for item in [given] if isinstance(given, str) else list(given):
+        host, colon, port = item.partition(":")
+        hosts.append(host)
+        ports.append(port if colon else str(url.port or ""))  # empty: libpq's default port
+    return {"host": ",".join(hosts), "port": ",".join(ports) if any(ports) else None}
 
 
 def _tool(pg_bin: Path, name: str) -> Path:

@@ -134,11 +134,21 @@ async def watch_collectors_forever(settings: Settings, engine: Engine) -> None:
     failures = FailureReport(log, "watching the collectors' shards", settings.collector_lease_s)
     while True:
         try:
+            if failures.failures:
+                # The database was away: the collectors could not renew their leases either. Once it answers,
+                # give them a lease to claim their shards again before judging any (no false `collector` alarm).
+                await asyncio.to_thread(_database_answers, engine)
+                await asyncio.sleep(settings.collector_lease_s)
             await asyncio.to_thread(watch_shards, engine, settings, utcnow())
             failures.worked()
         except Exception as exc:
             failures.failed(exc)
         await asyncio.sleep(settings.collector_lease_s)
+
+
+def _database_answers(engine: Engine) -> None:
+    with engine.connect() as connection:
+        connection.exec_driver_sql("SELECT 1")
 
 
 def alert_jobs(settings: Settings, engine: Engine, name: str, stats: DeliveryStats) -> list[Any]:

@@ -10,6 +10,7 @@ import os
 import shutil
 import socket
 import subprocess
+import time
 from pathlib import Path
 
 PG_BIN = Path(os.environ.get("MONITOR_TEST_PG_BIN", "/usr/lib/postgresql/15/bin"))
@@ -51,9 +52,16 @@ class PostgresServer:
         self._run("pg_ctl", "-D", str(self.data), "-o", options, "-l", str(self.base / "log"), "-w", "start")
         return self
 
-    def stop(self) -> None:
-        """Stop at once (`immediate`: open connections are cut, as in a crash)."""
-        self._run("pg_ctl", "-D", str(self.data), "-m", "immediate", "-w", "stop")
+    def stop(self, mode: str = "immediate") -> None:
+        """Stop; `immediate` by default: open connections are cut, as in a crash. `fast` is a clean shutdown
+        (sessions ended, a checkpoint), as a restart or a switch-over does."""
+        self._run("pg_ctl", "-D", str(self.data), "-m", mode, "-w", "stop")
+
+    def restart(self, down_s: float, mode: str = "fast") -> None:
+        """Stop, stay down for `down_s`, start again on the same data directory and port."""
+        self.stop(mode)
+        time.sleep(down_s)
+        self.start_again()
 
     def url(self, database: str = "postgres") -> str:
         return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/{database}"

@@ -439,3 +439,16 @@ def test_the_password_reaches_pg_dump_and_pg_restore_by_the_environment_never_th
         assert not any("s3cret" in arg for arg in argv), argv
     for _argv, env in connecting:
         assert env is not None and env["PGPASSWORD"] == secret
+
+
+def test_the_tools_get_every_host_of_a_url_that_names_a_primary_and_its_standby() -> None:
+    # SQLAlchemy's form for several hosts (README, "A standby database"): libpq tries them in turn.
+    url = sa.make_url(
+        "postgresql+psycopg://monitor:pw@/monitor?host=db1:5432&host=db2:5433&target_session_attrs=read-write"
+    )
+    conninfo, env = monitor.backup._libpq(url)
+    assert "host=db1,db2" in conninfo and "port=5432,5433" in conninfo
+    assert "target_session_attrs=read-write" in conninfo and "dbname=monitor" in conninfo
+    assert "pw" not in conninfo and env["PGPASSWORD"] == "pw"
+    single, _env = monitor.backup._libpq(sa.make_url("postgresql+psycopg://monitor@db1:5433/monitor"))
+    assert "host=db1" in single and "port=5433" in single

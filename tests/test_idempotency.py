@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
 
 import pytest
 from fastapi.testclient import TestClient
@@ -12,6 +13,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import col, select
 
 from monitor.auth.audit import AuditEvent
+from monitor.auth.idempotency import ABANDONED_AFTER, claim, key_hash
 from monitor.config import load_settings
 from monitor.db import session_scope, utcnow
 from monitor.inventory.models import Commune
@@ -143,3 +145,16 @@ def test_a_technician_takes_a_ticket_of_their_district_only(client: TestClient, 
     assert taken.status_code == 200 and taken.json()["assignee_id"] is not None
     assert client.post(f"/api/v1/tickets/{theirs}/take", headers=technician).status_code == 404
     assert client.post(f"/api/v1/tickets/{code}/take", headers=login(client, "lanhdao")).status_code == 403
+
+
+def test_a_claim_whose_answer_was_never_stored_is_taken_over_once_abandoned(demo_cast: Engine) -> None:
+    # The database went away between the claim and the answer's storing (a restart under load).
+    hashed, now = key_hash("lost-answer", "a-token"), utcnow()
+    assert claim(demo_cast, hashed, method="POST", path="/api/v1/x", now=now) is None
+    soon = claim(demo_cast, hashed, method="POST", path="/api/v1/x", now=now + timedelta(minutes=1))
+    assert soon is not None and soon.status_code is None  # still in flight: 409, ask again shortly
+    later = now + ABANDONED_AFTER + timedelta(seconds=1)
+    assert claim(demo_cast, hashed, method="POST", path="/api/v1/other", now=later) is not None  # another request
+    assert claim(demo_cast, hashed, method="POST", path="/api/v1/x", now=later) is None  # taken over
+    again = claim(demo_cast, hashed, method="POST", path="/api/v1/x", now=later + timedelta(seconds=1))
+    assert again is not None and again.status_code is None  # the new claim holds it

@@ -5,15 +5,18 @@ from __future__ import annotations
 
 import json
 import logging
+from types import SimpleNamespace
 
 import pytest
+import sqlalchemy as sa
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from pydantic import BaseModel
 
+from monitor.web import problems
 from monitor.web.bodies import MAX_DEPTH, BodyRefused, api_router, decode_json
 from monitor.web.guard import GuardLimits, RequestGuard
-from monitor.web.problems import install_problem_handlers
+from monitor.web.problems import DatabaseOutage, install_problem_handlers
 
 LIMITS = GuardLimits(
     max_body_bytes=10_000,
@@ -143,3 +146,24 @@ def test_an_empty_pool_answers_503_with_retry_after_and_healthz_says_degraded_th
         assert client.get("/api/v1/tickets", headers=headers).status_code == 200
         assert client.get("/healthz").json()["status"] == "ok"
     engine.dispose()
+
+
+def test_a_database_outage_is_told_in_a_line_then_a_line_a_minute_then_once_it_answers_again(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clock = [1000.0]
+    monkeypatch.setattr(problems, "time", SimpleNamespace(monotonic=lambda: clock[0]))
+    outage = DatabaseOutage(repeat_s=60)
+    refused = sa.exc.OperationalError("SELECT 1", {}, Exception("connection refused\nsecond line"))
+    with caplog.at_level(logging.INFO, logger="monitor.web.problems"):
+        outage.answered()  # every statement calls it: nothing to say while all is well
+        for _ in range(400):  # a busy API: four requests a second for 100 s
+            clock[0] += 0.25
+            outage.failed(refused)
+        outage.answered()
+        outage.answered()
+    assert [record.getMessage() for record in caplog.records] == [
+        "database unavailable: connection refused; answering 503 until it is back",
+        "database still unavailable: 241 requests answered 503 in 60 s",
+        "the database answers again: 400 requests were answered 503 over 100 s",
+    ]

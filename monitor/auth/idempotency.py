@@ -6,7 +6,9 @@ signal returns, perhaps twice (a reply lost on the way back). The key is the pag
 bound to the credential that sent it (a hash of the key and the session or token, so one person's key cannot
 read another's answer). The first request claims the key (a unique row, so two copies in flight cannot both
 run), its answer is stored, and any later copy gets the stored answer back. An answer the server failed to
-give (5xx) releases the key, so the action can be tried again. Keys are kept `RETENTION` long.
+give (5xx) releases the key, so the action can be tried again. Keys are kept `RETENTION` long. A claim whose
+answer was never stored (the database went away, or the process died, in the middle) is abandoned after
+`ABANDONED_AFTER`: a copy sent later then claims the key again, instead of a 409 for a week.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from sqlmodel import Field, SQLModel
 from monitor.db import UTCDateTime
 
 RETENTION = timedelta(days=7)
+ABANDONED_AFTER = timedelta(minutes=10)  # far longer than any request is worked on
 MAX_KEY_LENGTH = 200
 
 
@@ -68,6 +71,15 @@ def claim(engine: Engine, hashed: str, *, method: str, path: str, now: datetime)
             return None
         except sa.exc.IntegrityError:
             row = connection.execute(sa.select(KEYS).where(KEYS.c.key_hash == hashed)).one()
+            abandoned = row.status_code is None and row.created_at < now - ABANDONED_AFTER
+            if abandoned and (row.method, row.path) == (method, path):
+                taken = connection.execute(  # one copy takes it over: the first to move created_at
+                    KEYS.update()
+                    .where(KEYS.c.key_hash == hashed, KEYS.c.status_code.is_(None), KEYS.c.created_at == row.created_at)
+                    .values(created_at=now)
+                )
+                if taken.rowcount == 1:
+                    return None
             return Stored(row.method, row.path, row.status_code, row.content_type, row.body)
 
 

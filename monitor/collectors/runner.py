@@ -296,11 +296,13 @@ class Collector:
         """One round of the pool's leases; on a change, poll the shards held now and take up or drop the
         push role (the MQTT listener and silence counting go with shard 0)."""
         assert self.pool is not None
+        before = self.pool.leases.held.shards
         try:
             changed = await asyncio.to_thread(self.pool.round)
         except Exception:
-            await self._retarget()
-            await self._push_role()
+            if self.pool.leases.held.shards != before:  # every shard dropped: stop polling them, once per outage
+                await self._retarget()
+                await self._push_role()
             raise
         if changed:
             await self._retarget()

@@ -131,7 +131,7 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
     app.state.delivery_stats = DeliveryStats()  # the notification worker of this process counts here
     app.state.metrics = web_exporter(engine, delivery_stats=app.state.delivery_stats)
     app.state.warm_metrics = False  # set by monitor.runtime for the processes it serves
-    install_problem_handlers(app)
+    install_problem_handlers(app, engine)
     install_docs(app)
     app.add_middleware(IdempotencyMiddleware)  # inside the guard: an action sent twice is applied once
     app.add_middleware(

@@ -13,13 +13,15 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from monitor.auth.idempotency import MAX_KEY_LENGTH, claim, complete, key_hash, release
 from monitor.db import utcnow
 from monitor.web.deps import SESSION_COOKIE
-from monitor.web.problems import PROBLEM_JSON, REQUEST_ID
+from monitor.web.problems import PROBLEM_JSON, REQUEST_ID, database_unavailable
 
 HEADER = b"idempotency-key"
 CHANGES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
@@ -70,7 +72,11 @@ class IdempotencyMiddleware:
         engine = scope["app"].state.engine
         hashed = key_hash(key, credential)
         method, path = scope["method"], scope["path"]
-        stored = await run_in_threadpool(claim, engine, hashed, method=method, path=path, now=utcnow())
+        try:
+            stored = await run_in_threadpool(claim, engine, hashed, method=method, path=path, now=utcnow())
+        except (OperationalError, PoolTimeout) as exc:  # the database away: a 503 like a route's, not a 500
+            await database_unavailable(scope["app"], exc)(scope, receive, send)
+            return
         if stored is not None:
             if (stored.method, stored.path) != (method, path):
                 await _problem(send, 422, "Idempotency-Key reused", "this key was sent with another request")
@@ -109,14 +115,19 @@ class IdempotencyMiddleware:
         except BaseException:
             await run_in_threadpool(release, engine, hashed)
             raise
-        if answer["status"] is None:
-            await run_in_threadpool(release, engine, hashed)
-            return
-        await run_in_threadpool(
-            complete,
-            engine,
-            hashed,
-            status_code=answer["status"],
-            content_type=answer["type"],
-            body=bytes(answer["body"]),
-        )
+        try:
+            if answer["status"] is None:
+                await run_in_threadpool(release, engine, hashed)
+                return
+            await run_in_threadpool(
+                complete,
+                engine,
+                hashed,
+                status_code=answer["status"],
+                content_type=answer["type"],
+                body=bytes(answer["body"]),
+            )
+        except (OperationalError, PoolTimeout) as exc:
+            # The database went away after the answer was sent: the key stays claimed, and a copy sent later
+            # takes it over once the claim is abandoned (monitor.auth.idempotency.ABANDONED_AFTER).
+            scope["app"].state.database_outage.failed(exc)

@@ -8,6 +8,8 @@ door (`monitor.web.guard`), which knows the request's id. Every problem body car
 from __future__ import annotations
 
 import logging
+import threading
+import time
 from collections.abc import Mapping
 from contextvars import ContextVar
 from typing import Any
@@ -15,6 +17,8 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -26,6 +30,7 @@ log = logging.getLogger(__name__)
 PROBLEM_JSON = "application/problem+json"
 REQUEST_ID: ContextVar[str] = ContextVar("request_id", default="-")
 RETRY_AFTER_S = 2  # the database busy or away: a short wait is the right advice
+OUTAGE_REPEAT_S = 60.0  # while the database stays away, say so again at most this often
 
 
 def problem(
@@ -61,8 +66,67 @@ def _try_again_shortly(title: str, why: str) -> JSONResponse:
     return problem(503, title, f"{why}; try again shortly", headers={"Retry-After": str(RETRY_AFTER_S)})
 
 
-def install_problem_handlers(app: FastAPI) -> None:
-    """Route every error raised on purpose, and every unexpected one, to a problem-details answer."""
+class DatabaseOutage:
+    """The database's absence as one web process tells it: a line when requests start failing, a line a minute
+    while they do, a line once a statement succeeds again; never a line per request, which a busy API (or
+    thousands of devices' heartbeats) would turn into thousands during a restart."""
+
+    def __init__(self, repeat_s: float = OUTAGE_REPEAT_S) -> None:
+        self.repeat_s = repeat_s
+        self.refused = 0  # requests answered 503 since the outage was told
+        self._told = False
+        self._since = 0.0
+        self._last_said = -repeat_s
+        self._lock = threading.Lock()  # requests fail on the worker threads
+
+    def failed(self, exc: OperationalError) -> None:
+        """A request could not reach the database (answered 503)."""
+        now = time.monotonic()
+        with self._lock:
+            self.refused += 1
+            if now - self._last_said < self.repeat_s:
+                return
+            first, self._told, self._last_said = not self._told, True, now
+            if first:
+                self._since = now
+            refused, lasted = self.refused, now - self._since
+        if first:
+            reason = (str(exc.orig or exc).splitlines() or ["?"])[0][:300]
+            log.error("database unavailable: %s; answering 503 until it is back", reason)
+        else:
+            log.error("database still unavailable: %d requests answered 503 in %.0f s", refused, lasted)
+
+    def answered(self, *_args: object) -> None:
+        """A statement succeeded (an engine's `after_cursor_execute` event)."""
+        if not self._told:  # the usual case, on every statement: no lock taken
+            return
+        with self._lock:
+            if not self._told:
+                return
+            refused, lasted = self.refused, time.monotonic() - self._since
+            self.refused, self._told = 0, False
+        log.warning("the database answers again: %d requests were answered 503 over %.0f s", refused, lasted)
+
+
+def database_unavailable(app: Any, exc: OperationalError | PoolTimeout) -> JSONResponse:
+    """The answer to a request that could not reach the database, for the middlewares outside the routes'
+    handlers (the Idempotency-Key's claim): the same 503 as a route's, told in the same outage report."""
+    if isinstance(exc, PoolTimeout):
+        log.warning("no free database connection within the pool timeout: answering 503")
+        return _try_again_shortly("Service busy", "every database connection is in use")
+    outage: DatabaseOutage = app.state.database_outage
+    outage.failed(exc)
+    return _try_again_shortly("Database unavailable", "the database is busy or cannot be reached")
+
+
+def install_problem_handlers(app: FastAPI, engine: Engine | None = None) -> None:
+    """Route every error raised on purpose, and every unexpected one, to a problem-details answer.
+
+    With `engine`, the first statement that succeeds after the database was away ends the outage's report.
+    """
+    app.state.database_outage = DatabaseOutage()
+    if engine is not None:
+        event.listen(engine, "after_cursor_execute", app.state.database_outage.answered)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid_request(_request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -95,14 +159,12 @@ def install_problem_handlers(app: FastAPI) -> None:
         return problem(503, "Database not migrated", str(exc))
 
     @app.exception_handler(OperationalError)
-    async def _database_down(_request: Request, exc: OperationalError) -> JSONResponse:
-        log.error("database unavailable: %s", exc.orig)
-        return _try_again_shortly("Database unavailable", "the database is busy or cannot be reached")
+    async def _database_down(request: Request, exc: OperationalError) -> JSONResponse:
+        return database_unavailable(request.app, exc)
 
     @app.exception_handler(PoolTimeout)
-    async def _no_connection(_request: Request, _exc: PoolTimeout) -> JSONResponse:
-        log.warning("no free database connection within the pool timeout: answering 503")
-        return _try_again_shortly("Service busy", "every database connection is in use")
+    async def _no_connection(request: Request, exc: PoolTimeout) -> JSONResponse:
+        return database_unavailable(request.app, exc)
 
     @app.exception_handler(ClientDisconnect)
     async def _client_gone(request: Request, _exc: ClientDisconnect) -> JSONResponse:
