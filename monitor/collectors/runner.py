@@ -35,7 +35,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
-from monitor.collectors.errors import DatabaseAway, FailureKind
+from monitor.collectors.errors import COLLECTOR_FAILURES, DatabaseAway, FailureKind
 from monitor.collectors.http import HttpPoller
 from monitor.collectors.liveness import IngestWatch, Liveness, merged
 from monitor.collectors.mapping import failed_observation
@@ -375,6 +375,9 @@ class Collector:
             batch.append(self._queue.get_nowait())
         if not batch:
             return batch
+        own = [o for o in batch if not o.reachable and (o.error or "").split(":", 1)[0] in COLLECTOR_FAILURES]
+        self.liveness.count_discounted("config", len(own))  # the collector's own failure (a secret it cannot open)
+        batch = [o for o in batch if o.reachable or (o.error or "").split(":", 1)[0] not in COLLECTOR_FAILURES]
         kept = [o for o in batch if not self.liveness.discounts(o)]  # failed while the collector was stalled
         self.liveness.count_discounted("stalled", len(batch) - len(kept))
         if self.guard.judge(time.monotonic()):

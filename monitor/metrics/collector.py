@@ -123,7 +123,7 @@ class CollectorStats:
             },
             loop_lag_s=liveness.lag_s,
             last_flush_at=None if liveness.last_flush_at is None else liveness.last_flush_at.timestamp(),
-            discounted={"stalled": 0, "blind": 0} | liveness.discounted,
+            discounted={"stalled": 0, "blind": 0, "config": 0} | liveness.discounted,
             ingest_silent={p: w.silent for p, w in collector.ingest.items()} if collector.hears_push else {},
             pool=None
             if collector.pool is None

@@ -135,7 +135,7 @@ COLLECTOR_LAST_FLUSH = _gauge(
 COLLECTOR_DISCOUNTED = _counter(
     "fleet_collector_failures_discounted_total",
     "Failed observations not counted against their device, by reason (stalled: overlapping a stall of the "
-    "collector; blind: every poll failing).",
+    "collector; blind: every poll failing; config: the collector's own failure, e.g. a secret it cannot open).",
 )
 COLLECTOR_INGEST_SILENT = _gauge(
     "fleet_collector_ingest_silent",
