@@ -177,7 +177,11 @@ def test_a_browser_session_needs_the_csrf_token_to_change_anything(demo_cast: En
 
 
 def test_repeated_wrong_passwords_are_throttled(demo_cast: Engine) -> None:
-    settings = load_settings(database_url=demo_cast.url.render_as_string(hide_password=False), secret_key=TEST_SECRET)
+    settings = load_settings(
+        database_url=demo_cast.url.render_as_string(hide_password=False),
+        secret_key=TEST_SECRET,
+        login_first_delay_s=120,  # the 6th guess comes within it however slow the machine (argon2 under load)
+    )
     with TestClient(create_app(settings, demo_cast)) as attacker:
         codes = [
             attacker.post("/api/v1/auth/login", json={"username": "lanhdao", "password": f"guess-{n}"}).status_code

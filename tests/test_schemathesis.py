@@ -31,7 +31,16 @@ MAX_TIME_S = 110  # schemathesis' own budget for the whole run; the server's sta
 
 @pytest.fixture
 def served(sqlite_settings: Settings, tmp_path: Path) -> Iterator[Served]:
-    served = _serve(sqlite_settings, tmp_path, alertmanager_token="alertmanager-token-for-schemathesis")
+    from cryptography.fernet import Fernet
+
+    # As deployed: a key to seal stored secrets (without one, storing a channel's secret is the deployment's gap,
+    # a 503 that tests/test_secrets_sealed.py checks).
+    served = _serve(
+        sqlite_settings,
+        tmp_path,
+        alertmanager_token="alertmanager-token-for-schemathesis",
+        secret_keys=Fernet.generate_key().decode(),
+    )
     try:
         yield served
     finally:

@@ -25,6 +25,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
 from monitor.errors import Conflict, DatabaseNotMigrated, InvalidInput, MonitorError, NotFound
+from monitor.sealing import SealingRefused
 
 log = logging.getLogger(__name__)
 PROBLEM_JSON = "application/problem+json"
@@ -153,6 +154,11 @@ def install_problem_handlers(app: FastAPI, engine: Engine | None = None) -> None
     async def _invalid_input(_request: Request, exc: InvalidInput) -> JSONResponse:
         errors = [{"field": p.field, "reason": p.reason, "line": p.line} for p in exc.problems]
         return problem(422, "Invalid input", str(exc), errors=errors)
+
+    @app.exception_handler(SealingRefused)
+    async def _cannot_seal(_request: Request, exc: SealingRefused) -> JSONResponse:
+        # The deployment's gap, not the client's mistake: nothing the client sends would make it work.
+        return problem(503, "Not configured to store secrets", str(exc))
 
     @app.exception_handler(DatabaseNotMigrated)
     async def _not_migrated(_request: Request, exc: DatabaseNotMigrated) -> JSONResponse:
