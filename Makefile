@@ -39,14 +39,10 @@ test: install debs
 	$(BIN)/pytest -n 2 -q
 
 # Benchmarks print the service's figures beside a reference in the same run (see bench/README.md).
+# `make bench` runs every one of them (bench/run_all.py, about half an hour on two cores) and prints one table.
 bench: install
 	./scripts/ensure-debs prometheus-blackbox-exporter prometheus-snmp-exporter wrk
-	$(BIN)/python bench/bench_collect.py
-	$(BIN)/python bench/bench_tickets.py
-	$(BIN)/python bench/bench_alerts.py
-	$(BIN)/python bench/bench_metrics.py
-	$(BIN)/python bench/bench_api.py
-	$(BIN)/python bench/bench_reports.py
+	$(BIN)/python bench/run_all.py
 
 # The message catalogue: extract every message of the code and the page templates (babel.cfg), then bring the
 # English catalogue up to date; translate the new entries in monitor/locale/en/LC_MESSAGES/monitor.po.

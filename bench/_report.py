@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from _common import INTERVAL_S
+from _summary import Figure
 
 LABEL_W, CELL_W, TARGET_W = 44, 12, 22
 DASH = "—"
@@ -266,3 +267,24 @@ def render(runs: list[dict[str, Any]], context: dict[str, Any]) -> str:
         "Lateness: every slot run's delay (APScheduler's submit time minus its scheduled time), exact percentiles.",
     ]
     return "\n".join(lines)
+
+
+def summary_figures(runs: list[dict[str, Any]]) -> list[Figure]:
+    """The rows with a target, per fleet size: the service's figure beside the exporters' of the same run."""
+    figures = []
+    for run in runs:
+        for row in ROWS:
+            if row.check is None:
+                continue
+            try:
+                ok = row.check(run)
+            except (KeyError, TypeError, ZeroDivisionError):
+                ok = False
+            references = [
+                f"{name} {cell}"
+                for name, show in (("blackbox_exporter", row.blackbox), ("snmp_exporter", row.snmp_exporter))
+                if (cell := _cell(show, run))
+            ]
+            what = f"{run['devices']:,} devices: {row.label.strip()}"
+            figures.append(Figure(what, _cell(row.service, run), "; ".join(references), row.target, ok))
+    return figures

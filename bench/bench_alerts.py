@@ -1,6 +1,7 @@
 """Benchmark of alerts: a district-wide power cut, and a device going dark, ours beside Prometheus -> Alertmanager.
 
     .venv/bin/python bench/bench_alerts.py [--devices 10000] [--per-commune 100] [--backend both] [--quick]
+                                           [--json FILE]
 
 1. **Storm** (`_alerts_storm.py`): `--devices` devices in one district (Huyện Cao Lộc, its real communes and
    synthetic ones, about `--per-commune` a commune), all up, then a power cut: three sweeps of failed polls
@@ -31,6 +32,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +43,7 @@ import sqlalchemy as sa  # noqa: E402
 from _alerts_latency import dark_to_ticket_virtual, run_realtime  # noqa: E402
 from _alerts_setup import PathFigures, Timing  # noqa: E402
 from _alerts_storm import DISTRICT, StormFigures, build_district_fleet, run_storm  # noqa: E402
+from _summary import Figure, write_json  # noqa: E402
 
 from monitor.config import load_settings  # noqa: E402
 from monitor.db import make_engine, upgrade  # noqa: E402
@@ -326,6 +329,52 @@ def render(
     return "\n".join(lines)
 
 
+def summary_figures(
+    devices: int,
+    timing: Timing,
+    storms: dict[str, StormFigures | str],
+    latency: tuple[PathFigures | str, PathFigures | str, PathFigures | str],
+) -> list[Figure]:
+    """The storm's targets per backend, and dark to ticket beside the Prometheus path of the same run."""
+    figures = []
+    for name, f in storms.items():
+        what = f"{name}: power cut of {devices:,} devices in one district"
+        if isinstance(f, str):
+            figures.append(Figure(f"{what}: tickets", f"not run ({f})", "", "≤ 1 per commune", False))
+            continue
+        opened = " / ".join(str(n) for n in tickets_per_scope(f).values())
+        figures += [
+            Figure(
+                f"{what}: tickets opened, district / commune / device",
+                opened,
+                f"{f.communes} communes; most in one commune {busiest_commune(f)}",
+                "≤ 1 per commune",
+                tickets_ok(f),
+            ),
+            Figure(
+                f"{what}: messages received, webhook / e-mail / Telegram",
+                _by_kind({k: sum(v.values()) for k, v in f.messages.items()}),
+                "recipients expected " + _by_kind({k: len(v) for k, v in f.expected_messages().items()}),
+                "1 digest per recipient",
+                digests_ok(f),
+            ),
+            Figure(f"{what}: dispatcher wall time until the ticket is committed", f"{f.to_ticket_s:.1f} s"),
+        ]
+    _virtual, ours, prom = latency
+    scale = "" if timing.poll_s == Timing().poll_s else f" (intervals divided by {Timing().poll_s / timing.poll_s:g})"
+    lo, hi = timing.ours_range_s()
+    ours_s = ours if isinstance(ours, str) else _s(ours.ticket_s) + " s"
+    prom_s = prom if isinstance(prom, str) else _s(prom.ticket_s) + " s"
+    figures.append(
+        Figure(
+            f"a device dark to its ticket, real time{scale}",
+            ours_s,
+            f"Prometheus→Alertmanager {prom_s}; our possible range {lo:.0f}–{hi:.0f} s",
+        )
+    )
+    return figures
+
+
 # --- main -----------------------------------------------------------------------------------------
 
 
@@ -337,6 +386,7 @@ def main() -> None:
     parser.add_argument("--backend", choices=["sqlite", "postgres", "both"], default="both")
     parser.add_argument("--quick", action="store_true", help="1,000 devices; part 2's intervals divided by 15")
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder (databases, peer logs)")
+    parser.add_argument("--json", type=Path, help="write the figures to this file")
     args = parser.parse_args()
     devices = args.devices or (1000 if args.quick else 10_000)
     timing = Timing().scaled(15) if args.quick else Timing()
@@ -356,12 +406,46 @@ def main() -> None:
                 storms["PostgreSQL"] = f"{type(exc).__name__}: {exc}"
         print(render(args, timing, storms, latency, time.perf_counter() - started, load))
         ok = all(isinstance(f, StormFigures) and tickets_ok(f) and digests_ok(f) for f in storms.values())
+        if args.json:
+            details = {
+                "storms": {n: f if isinstance(f, str) else storm_details(f) for n, f in storms.items()},
+                "dark_to_ticket": {
+                    p.name if isinstance(p, PathFigures) else f"path {i}": p if isinstance(p, str) else asdict(p)
+                    for i, p in enumerate(latency)
+                },
+                "timing": asdict(timing),
+            }
+            conditions = f"{devices:,} devices in the storm, {'--quick' if args.quick else 'real intervals'}"
+            write_json(
+                args.json, "bench_alerts.py", conditions, summary_figures(devices, timing, storms, latency), details
+            )
     finally:
         if args.keep:
             print(f"kept {folder}", file=sys.stderr)
         else:
             shutil.rmtree(folder, ignore_errors=True)
     sys.exit(0 if ok else 1)
+
+
+def storm_details(f: StormFigures) -> dict[str, Any]:
+    """The storm's figures as JSON can hold them."""
+    return {
+        "devices": f.devices,
+        "communes": f.communes,
+        "build_s": f.build_s,
+        "up_apply_s": f.up_apply_s,
+        "sweeps_s": f.sweeps_s,
+        "state_changes": f.state_changes,
+        "to_ticket_s": f.to_ticket_s,
+        "cycles_wall_s": [c.wall_s for c in f.cycles],
+        "tickets_by_scope": tickets_per_scope(f),
+        "busiest_commune": busiest_commune(f),
+        "deliveries": f.deliveries,
+        "messages": {k: dict(v) for k, v in f.messages.items()},
+        "deliver_s": f.deliver_s,
+        "tickets_ok": tickets_ok(f),
+        "digests_ok": digests_ok(f),
+    }
 
 
 def _latency(folder: Path, timing: Timing) -> tuple[PathFigures | str, PathFigures | str, PathFigures | str]:

@@ -43,6 +43,7 @@ sys.path.insert(0, str(ROOT))
 
 import sqlalchemy as sa  # noqa: E402
 from _common import cpu_seconds  # noqa: E402
+from _summary import Figure, write_json  # noqa: E402
 from bench_tickets import Place, load_tickets  # noqa: E402
 from sqlmodel import col  # noqa: E402
 
@@ -284,7 +285,24 @@ def main() -> None:
     print_table(rows, args)
     if args.json:
         figures = {"args": {k: str(v) for k, v in vars(args).items()}, "rows": [asdict(r) for r in rows]}
-        args.json.write_text(json.dumps(figures, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        conditions = f"{args.backend}, {args.tickets:,} tickets, one web process, wrk -t2 -c{args.connections}"
+        write_json(args.json, "bench_api.py", conditions, summary_figures(rows), figures)
+
+
+def summary_figures(rows: list[Row]) -> list[Figure]:
+    """Each endpoint beside /healthz of the same run (no target was set for these)."""
+    health = next((r for r in rows if r.endpoint == "GET /healthz"), None)
+    reference = f"/healthz {health.rps:,.0f} req/s, p99 {health.p99_ms:.1f} ms" if health else ""
+    return [
+        Figure(
+            r.endpoint,
+            f"{r.rps:,.0f} req/s, p99 {r.p99_ms:.1f} ms, {r.cpu_s_per_1k:.2f} ms CPU"
+            + (f", {r.non_2xx} non-2xx" if r.non_2xx else ""),
+            reference,
+        )
+        for r in rows
+        if r is not health
+    ]
 
 
 if __name__ == "__main__":

@@ -39,7 +39,8 @@ from typing import Any
 
 from _common import INTERVAL_S, LOAD_CPU, MEASURED_CPU, SNMP_3_OID_PROFILE, cpu_seconds, exporter_targets, pin_to
 from _exporters import BLACKBOX, SNMP_EXPORTER, measure_reference
-from _report import render
+from _report import render, summary_figures
+from _summary import write_json
 
 BENCH = Path(__file__).resolve().parent
 WARMUP_S = 5.0
@@ -193,7 +194,12 @@ def main(argv: list[str] | None = None) -> None:
         "elapsed_s": time.monotonic() - started,
     }
     if args.json:
-        args.json.write_text(json.dumps({"context": context, "runs": runs}, indent=2))
+        conditions = (
+            f"{', '.join(f'{n:,}' for n in args.sizes)} devices, scheduled run {args.duration:.0f} s, "
+            f"other phases {args.phase_seconds:.0f} s"
+        )
+        details = {"context": context, "runs": runs}
+        write_json(args.json, "bench_collect.py", conditions, summary_figures(runs), details)
     print(render(runs, context))
 
 

@@ -1,6 +1,7 @@
 """Benchmark of the uptime reports: a year of history for a large fleet, with and without the daily roll-ups.
 
     .venv/bin/python bench/bench_reports.py [--devices 100000] [--backend sqlite|postgres|both] [--seed 1]
+                                            [--json FILE]
 
 For each backend: a province of 11 districts and 200 communes (Lạng Sơn, 2020), --devices devices spread over
 them (radio clusters, bulletin boards, station controllers), and a year of state spans written directly
@@ -27,7 +28,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -37,6 +38,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 import sqlalchemy as sa  # noqa: E402
+from _summary import Figure, write_json  # noqa: E402
 from sqlalchemy.engine import Engine  # noqa: E402
 
 from monitor.config import load_settings  # noqa: E402
@@ -54,6 +56,7 @@ FIRST, LAST = date(2026, 1, 1), date(2026, 12, 31)
 NOW = datetime(2027, 1, 1, 6, 0, tzinfo=LOCAL_ZONE).astimezone(UTC)  # the report is made on the next morning
 KINDS = (("radio_cluster", 0.80), ("bulletin_board", 0.15), ("station_controller", 0.05))
 SPANS = StateSpan.__table__  # type: ignore[attr-defined]
+TARGET_S, TARGET_DEVICES = 2.0, 100_000  # issue 13: on PostgreSQL at 100,000 devices
 
 
 def log(message: str) -> None:
@@ -243,6 +246,7 @@ def main() -> None:
     parser.add_argument("--devices", type=int, default=100_000)
     parser.add_argument("--backend", choices=["sqlite", "postgres", "both"], default="both")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--json", type=Path, help="write the figures to this file")
     args = parser.parse_args()
     results = []
     base = Path(tempfile.mkdtemp(prefix="bench-reports-"))
@@ -264,6 +268,35 @@ def main() -> None:
     finally:
         shutil.rmtree(base, ignore_errors=True)
     print_table(results)
+    if args.json:
+        details = {"args": vars(args), "results": [asdict(r) for r in results]}
+        conditions = f"{args.devices:,} devices, a year of spans, seed {args.seed}"
+        write_json(args.json, "bench_reports.py", conditions, summary_figures(results), details)
+
+
+def summary_figures(results: list[Result]) -> list[Figure]:
+    """The province and the slowest district beside the province from the spans alone, per backend."""
+    out = []
+    for r in results:
+        applies = r.backend == "postgres" and r.devices >= TARGET_DEVICES
+        reference = f"province from the spans alone {r.figures['reference: province from spans']:.2f} s"
+        for name in ("province by district", "a district (slowest of 11)"):
+            seconds = r.figures[name]
+            out.append(
+                Figure(
+                    f"{r.backend}, {r.devices:,} devices: uptime of the year, {name}",
+                    f"{seconds:.2f} s",
+                    reference,
+                    f"< {TARGET_S:g} s on PostgreSQL at {TARGET_DEVICES:,}",
+                    seconds < TARGET_S if applies else None,
+                )
+            )
+        out.append(
+            Figure(
+                f"{r.backend}, {r.devices:,} devices: roll-up of the year", f"{r.figures['roll-up of the year']:.1f} s"
+            )
+        )
+    return out
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """Benchmark of the pages people open: server time under 50 clients, bytes, and first render on slow 4G.
 
-    .venv/bin/python bench/bench_ui.py [--connections 50] [--duration 10]
+    .venv/bin/python bench/bench_ui.py [--connections 50] [--duration 10] [--workers 2] [--keep DIR] [--json FILE]
 
 On a throw-away SQLite database holding the demo's province (seed 1: 1,844 devices) and its seeded year (3,653
 tickets, 544 inspections), a real `monitor serve` on loopback:
@@ -38,6 +38,7 @@ for path in (ROOT, ROOT / "bench"):
 
 import httpx  # noqa: E402
 import sqlalchemy as sa  # noqa: E402
+from _summary import Figure, write_json  # noqa: E402
 from bench_api import parse_wrk  # noqa: E402
 
 from monitor.auth.cast import seed_cast  # noqa: E402
@@ -59,6 +60,9 @@ ARGS = [
     "--no-first-run",
     "--disable-quic",
 ]
+# Targets (issue 12): server p99 at the demo's size and at 100,000 devices; bytes; first render on slow 4G.
+TARGET_P99_MS = {"demo": 100.0, "full": 300.0}
+TARGET_FIRST_KB, TARGET_LATER_KB, TARGET_RENDER_S = 200.0, 50.0, 2.0
 SLOW_4G = {"offline": False, "latency": 150, "downloadThroughput": 1.6e6 / 8, "uploadThroughput": 750e3 / 8}
 
 
@@ -200,6 +204,7 @@ def main() -> None:
     parser.add_argument("--devices", type=int, help="a fleet of this size instead of the demo's (no history but spans)")
     parser.add_argument("--tickets", type=int, default=1_000_000, help="tickets with --devices")
     parser.add_argument("--keep", type=Path, help="build the database in this folder and keep it; reuse it if there")
+    parser.add_argument("--json", type=Path, help="write the figures to this file")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is missing: apt-get install wrk (make bench installs it)")
@@ -255,6 +260,63 @@ def main() -> None:
     for path in pages:
         first, later = sizes[path]
         print(f"| {path} | {first / 1024:.1f} | {later / 1024:.1f} | {renders[path]:.2f} |")
+    if args.json:
+        conditions = (
+            f"{size} (SQLite), {args.workers} web workers, wrk -t2 -c{args.connections} -d{args.duration}s; "
+            "Chromium at slow 4G"
+        )
+        details = {
+            "args": {k: str(v) for k, v in vars(args).items()},
+            "server": dict(rows),
+            "bytes": {p: {"first": f, "later": lt} for p, (f, lt) in sizes.items()},
+            "first_render_s": renders,
+        }
+        figures = summary_figures(rows, sizes, renders, "demo" if args.devices is None else "full")
+        write_json(args.json, "bench_ui.py", conditions, figures, details)
+
+
+def summary_figures(
+    rows: list[tuple[str, dict[str, Any]]],
+    sizes: dict[str, tuple[int, int]],
+    renders: dict[str, float],
+    scale: str,
+) -> list[Figure]:
+    """Each page's p99 beside the API's queue and /healthz; its bytes and first render against the targets."""
+    references = "; ".join(
+        f"{name.removeprefix('reference: ')} p99 {f['p99_ms']:.0f} ms" for name, f in rows if name.startswith("ref")
+    )
+    target_ms = TARGET_P99_MS[scale]
+    out = [
+        Figure(
+            f"{name}: p99 under the load ({f['rps']:,.0f} req/s)",
+            f"{f['p99_ms']:.0f} ms",
+            references,
+            f"≤ {target_ms:.0f} ms",
+            f["p99_ms"] <= target_ms and not f["non_2xx"],
+        )
+        for name, f in rows
+        if not name.startswith("ref")
+    ]
+    for path, (first, later) in sizes.items():
+        out.append(
+            Figure(
+                f"page {path}: bytes of a first load / a later one (gzip)",
+                f"{first / 1024:.1f} / {later / 1024:.1f} kB",
+                "",
+                f"≤ {TARGET_FIRST_KB:.0f} / {TARGET_LATER_KB:.0f} kB",
+                first / 1024 <= TARGET_FIRST_KB and later / 1024 <= TARGET_LATER_KB,
+            )
+        )
+        out.append(
+            Figure(
+                f"page {path}: first contentful paint, slow 4G, cache empty",
+                f"{renders[path]:.2f} s",
+                "",
+                f"≤ {TARGET_RENDER_S:g} s",
+                0 < renders[path] <= TARGET_RENDER_S,
+            )
+        )
+    return out
 
 
 if __name__ == "__main__":
