@@ -183,9 +183,15 @@ def device_state_changes(
 ) -> list[StateChange]:
     """The device's latest state changes, newest first (NotFound as `get_device`)."""
     device = get_device(code, session=session, district_codes=district_codes)[0]
+    assert device.id is not None
+    return state_changes_of(device.id, session=session, limit=limit)
+
+
+def state_changes_of(device_id: int, *, session: Session, limit: int = 50) -> list[StateChange]:
+    """The latest state changes of a device already found (and checked against the reader's scope), newest first."""
     query = (
         select(StateChange)
-        .where(StateChange.device_id == device.id)
+        .where(StateChange.device_id == device_id)
         .order_by(col(StateChange.id).desc())
         .limit(max(1, min(limit, 500)))
     )

@@ -125,13 +125,18 @@ async def get_principal(request: Request, session: SessionDep) -> Principal:
     A cookie-authenticated request that changes something must echo the session's CSRF token in the
     X-CSRF-Token header; a bearer token is not sent by browsers on their own, so it needs none.
     """
+    known = getattr(request.state, "principal", None)
+    if isinstance(known, Principal):  # asked again in the same request (a page's door, then a scoped lookup)
+        return known
     unauthorized = HTTPException(401, "sign in first", headers={"WWW-Authenticate": "Bearer"})
     token = _bearer_token(request)
     if token is not None and is_personal_token(token):
         user = await run_in_threadpool(_personal_token_user, token, session)
         if user is None:
             raise unauthorized
-        return Principal(user, Scope.of(user))
+        principal = Principal(user, Scope.of(user))
+        request.state.principal = principal
+        return principal
     from_cookie = token is None
     if token is None:
         token = request.cookies.get(SESSION_COOKIE, "")
@@ -150,7 +155,9 @@ async def get_principal(request: Request, session: SessionDep) -> Principal:
             raise HTTPException(403, "missing or wrong CSRF token")
     if from_cookie:
         request.state.csrf_token = csrf_token  # the pages write it into their forms
-    return Principal(user, Scope.of(user))
+    principal = Principal(user, Scope.of(user))
+    request.state.principal = principal
+    return principal
 
 
 PrincipalDep = Annotated[Principal, Depends(get_principal)]

@@ -19,7 +19,7 @@ from sqlmodel import Session, col, select
 
 from monitor.auth.models import Role, User
 from monitor.db import utcnow
-from monitor.health.queries import current_health, device_state_changes
+from monitor.health.queries import current_health, state_changes_of
 from monitor.inventory.models import Commune, Device, District
 from monitor.priority import Priority
 from monitor.tickets import service
@@ -184,12 +184,10 @@ def _timeline(session: Session, ticket: Any) -> list[dict[str, Any]]:
         {"at": event.at, "kind": event.kind, "event": event, "who": people.get(event.actor_user_id) or ""}
         for event in events
     ]
-    if ticket.device_id is not None:
-        device = session.get(Device, ticket.device_id)
-        if device is not None:
-            for change in device_state_changes(device.code, session=session, limit=50):
-                if change.at >= ticket.created_at:
-                    items.append({"at": change.at, "kind": "state", "change": change, "who": ""})
+    if ticket.device_id is not None:  # the ticket was found through the door: its device is in scope
+        for change in state_changes_of(ticket.device_id, session=session, limit=50):
+            if change.at >= ticket.created_at:
+                items.append({"at": change.at, "kind": "state", "change": change, "who": ""})
     items.sort(key=lambda item: item["at"], reverse=True)
     return items
 
