@@ -68,3 +68,37 @@ def test_replacing_the_targets_adds_and_removes_jobs() -> None:
         return jobs_before, jobs_after, count
 
     assert asyncio.run(scenario()) == (2, 1, 1)
+
+
+def test_catching_up_polls_now_only_the_targets_whose_slot_came_round_within_the_window() -> None:
+    """Shards taken over from a collector that stopped: the devices whose slot passed while nobody held them are
+    polled at once; the others wait for their slot (the same, epoch-aligned, on every collector)."""
+    import math
+    import time
+
+    interval = 600
+    targets = [Target(f"06{n:03d}-CL01", interval) for n in range(600)]
+
+    async def scenario() -> tuple[set[str], set[str]]:
+        polled: set[str] = set()
+
+        async def poll(target: Target) -> None:
+            polled.add(target.code)
+
+        scheduler: SlotScheduler[Target] = SlotScheduler(poll, slots_per_interval=60)
+        now = time.time()
+        late = scheduler.catch_up(targets, within_s=60, spread_s=0.2)
+        await asyncio.sleep(0.5)
+        step = interval / 60
+        expected = set()
+        for target in targets:
+            phase = slot_of(target.code, 60) * step
+            due = math.floor((now - phase) / interval) * interval + phase
+            if now - due <= 60:
+                expected.add(target.code)
+        assert late == len(polled)
+        return polled, expected
+
+    polled, expected = asyncio.run(scenario())
+    assert 0 < len(polled) < len(targets)  # about a tenth: the window is a tenth of the interval
+    assert polled == expected

@@ -111,6 +111,7 @@ class PoolMember:
         self.rounds_failed = 0
         self.shards_lost = 0
         self.shards_claimed = 0
+        self.last_claimed: frozenset[int] = frozenset()  # claimed by the latest round
 
     @property
     def epochs(self) -> dict[int, int]:
@@ -139,6 +140,7 @@ class PoolMember:
             changed = self.leases.held.shards != before
         self.shards_lost += len(done.lost)
         self.shards_claimed += len(done.claimed)
+        self.last_claimed = frozenset(done.claimed)
         if done.claimed or done.released:
             log.info(
                 "shards: claimed %s, gave back %s; holding %d of %d (%d collectors)",
@@ -307,6 +309,21 @@ class Collector:
         if changed:
             await self._retarget()
             await self._push_role()
+            self._catch_up(self.pool.last_claimed)
+
+    def _catch_up(self, claimed: frozenset[int]) -> None:
+        """Poll at once the devices of shards just claimed whose slot came round while nobody held them."""
+        if not claimed or self.pool is None:
+            return
+        count = self.pool.leases.shard_count
+        taken = [t for t in self.scheduler_targets() if shard_of(t.device_id, count) in claimed]
+        late = self.scheduler.catch_up(taken, within_s=2.5 * self.pool.leases.lease_s)
+        if late:
+            log.info("polling now %d devices of the shards just taken over, missed while nobody held them", late)
+
+    def scheduler_targets(self) -> list[PollTarget]:
+        """The polled targets of the shards held now."""
+        return [t for t in self._targets if t.protocol in (Protocol.HTTP, Protocol.SNMP) and self._polls(t.device_id)]
 
     async def _push_role(self) -> None:
         if self._owns_push_devices and self.mqtt is None and self.mqtt_url:
@@ -513,6 +530,8 @@ class Collector:
         if self._owns_push_devices:
             await asyncio.to_thread(self._prime_ingest)
         self.scheduler.start()
+        if self.pool is not None:  # shards taken over from a collector that stopped: what it missed, now
+            self._catch_up(self.pool.last_claimed)
         if self.mqtt_url and self._owns_push_devices:
             self._start_mqtt()
         if self.trap_port:

@@ -216,6 +216,26 @@ class SlotScheduler(Generic[T]):
             for target in targets[tick * count // ticks : (tick + 1) * count // ticks]:
                 self._start_poll(target)
 
+    def catch_up(self, targets: Iterable[T], within_s: float, spread_s: float = 5.0) -> int:
+        """Poll now, spread over `spread_s`, those of `targets` whose slot came round in the last `within_s`
+        seconds (taken over from a collector that stopped: nobody polled them at their time); returns how many.
+
+        The others keep their slot: every collector places a device on the same epoch-aligned slot.
+        """
+        now = time.time()
+        late: list[T] = []
+        for target in targets:
+            interval_s = target.interval_s
+            phase = slot_of(target.code, self._slots(interval_s)) * interval_s / self._slots(interval_s)
+            last_due = math.floor((now - phase) / interval_s) * interval_s + phase
+            if now - last_due <= within_s:
+                late.append(target)
+        if late:
+            pacer = asyncio.get_running_loop().create_task(self._start_paced(late, spread_s), name="catch-up")
+            self._pacers.add(pacer)
+            pacer.add_done_callback(self._pacers.discard)
+        return len(late)
+
     async def poll_all_now(self) -> None:
         """Poll every target once, now, and wait for the polls (a first sweep, and for tests)."""
         tasks = [self._start_poll(t) for bucket in list(self._buckets.values()) for t in bucket]
