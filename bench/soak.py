@@ -105,6 +105,17 @@ def _die_with_parent() -> None:
     _libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG: SIGTERM when the soak ends, however it ends
 
 
+def code_version() -> str:
+    """The commit the processes run (they start from this checkout), and whether `monitor/` differs from it."""
+
+    def git(*args: str) -> str:
+        found = subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, timeout=30)
+        return found.stdout.strip()
+
+    dirty = " + uncommitted changes" if git("status", "--porcelain", "--", "monitor") else ""
+    return (git("rev-parse", "--short", "HEAD") or "unknown") + dirty
+
+
 def log(message: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
 
@@ -884,6 +895,8 @@ def main() -> int:
         f"3 collectors, 2 dispatchers, web, PostgreSQL 15; {args.minutes} min, kill -9 every "
         f"{args.kill_every:g} s (restart after {args.restart_after:g} s); {os.cpu_count()} cores"
     )
+    version = code_version()
+    conditions += f"; code {version}"
     log(f"soak in {folder}: {conditions}")
     finished = False
     try:
@@ -912,6 +925,8 @@ def main() -> int:
             log(f"kept {folder}")
         else:
             shutil.rmtree(folder, ignore_errors=True)
+    if code_version() != version:  # a collector started again after a change runs the new code
+        conditions += f" (changed during the soak, to {code_version()}: the figures mix both)"
     print(f"\nsoak: {conditions}")
     print("\n".join(lines))
     if args.json:
