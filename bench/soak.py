@@ -32,6 +32,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import ctypes
+import hashlib
 import math
 import os
 import re
@@ -105,15 +106,16 @@ def _die_with_parent() -> None:
     _libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG: SIGTERM when the soak ends, however it ends
 
 
-def code_version() -> str:
-    """The commit the processes run (they start from this checkout), and whether `monitor/` differs from it."""
+def code_version() -> tuple[str, str]:
+    """The commit the processes run (they start from this checkout), with a word when `monitor/` differs from it;
+    and a key of `monitor/`'s content, to tell whether it changed during the soak."""
 
     def git(*args: str) -> str:
-        found = subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, timeout=30)
-        return found.stdout.strip()
+        return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, timeout=30).stdout.strip()
 
-    dirty = " + uncommitted changes" if git("status", "--porcelain", "--", "monitor") else ""
-    return (git("rev-parse", "--short", "HEAD") or "unknown") + dirty
+    changes = git("diff", "HEAD", "--", "monitor") + git("status", "--porcelain", "--", "monitor")
+    label = (git("rev-parse", "--short", "HEAD") or "unknown") + (" + uncommitted changes" if changes else "")
+    return label, git("rev-parse", "HEAD:monitor") + hashlib.sha1(changes.encode()).hexdigest()
 
 
 def log(message: str) -> None:
@@ -895,7 +897,7 @@ def main() -> int:
         f"3 collectors, 2 dispatchers, web, PostgreSQL 15; {args.minutes} min, kill -9 every "
         f"{args.kill_every:g} s (restart after {args.restart_after:g} s); {os.cpu_count()} cores"
     )
-    version = code_version()
+    version, content = code_version()
     conditions += f"; code {version}"
     log(f"soak in {folder}: {conditions}")
     finished = False
@@ -925,8 +927,8 @@ def main() -> int:
             log(f"kept {folder}")
         else:
             shutil.rmtree(folder, ignore_errors=True)
-    if code_version() != version:  # a collector started again after a change runs the new code
-        conditions += f" (changed during the soak, to {code_version()}: the figures mix both)"
+    if code_version()[1] != content:  # a collector started again after a change runs the new code
+        conditions += f" (monitor/ changed during the soak, to {code_version()[0]}: the figures mix both)"
     print(f"\nsoak: {conditions}")
     print("\n".join(lines))
     if args.json:
