@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -185,6 +186,21 @@ def device_state_changes(
     device = get_device(code, session=session, district_codes=district_codes)[0]
     assert device.id is not None
     return state_changes_of(device.id, session=session, limit=limit)
+
+
+# A ticket's page: its device's changes since the ticket opened (built once: see state_changes_since).
+_CHANGES_SINCE = (
+    select(StateChange)
+    .where(col(StateChange.device_id) == sa.bindparam("device_id"), col(StateChange.at) >= sa.bindparam("since"))
+    .order_by(col(StateChange.id).desc())
+    .limit(50)
+)
+
+
+def state_changes_since(device_id: int, since: datetime, *, session: Session) -> list[StateChange]:
+    """The device's state changes from `since` on (at most the latest 50), newest first: a ticket's timeline.
+    The device was found already (through the reader's scope)."""
+    return list(session.exec(_CHANGES_SINCE, params={"device_id": device_id, "since": since}))
 
 
 def state_changes_of(device_id: int, *, session: Session, limit: int = 50) -> list[StateChange]:

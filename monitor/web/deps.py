@@ -35,12 +35,12 @@ from monitor.tickets.queries import get_ticket
 from monitor.web.params import IdPath, YearPath
 
 
-def get_engine(request: Request) -> Engine:
+async def get_engine(request: Request) -> Engine:
     engine: Engine = request.app.state.engine
     return engine
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 
@@ -65,24 +65,28 @@ async def get_session(engine: Annotated[Engine, Depends(get_engine)]) -> AsyncIt
 SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 
 
-def get_policies(request: Request) -> Policies:
+async def get_policies(request: Request) -> Policies:
     """The deployment's policies, built once when the app was created."""
     policies: Policies = request.app.state.policies
     return policies
 
 
-def get_ticket_policy(request: Request) -> TicketPolicy:
-    return get_policies(request).tickets
+async def get_ticket_policy(request: Request) -> TicketPolicy:
+    return (await get_policies(request)).tickets
 
 
-def get_alert_rules(request: Request) -> AlertRules:
-    return get_policies(request).alerts
+async def get_alert_rules(request: Request) -> AlertRules:
+    return (await get_policies(request)).alerts
 
 
 TicketPolicyDep = Annotated[TicketPolicy, Depends(get_ticket_policy)]
 AlertRulesDep = Annotated[AlertRules, Depends(get_alert_rules)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 EngineDep = Annotated[Engine, Depends(get_engine)]
+
+
+# The dependencies above only read the app's state: `async def`, so FastAPI calls them on the event loop
+# (a plain `def` dependency is run in a worker thread: a hand-off and back for every request).
 
 
 # --- who is asking ------------------------------------------------------------------------------
@@ -168,7 +172,7 @@ def client_address(request: Request) -> str | None:
     return request.client.host if request.client else None
 
 
-def audit_actor(request: Request, principal: PrincipalDep) -> Actor:
+async def audit_actor(request: Request, principal: PrincipalDep) -> Actor:
     """Who acts in this request, for the audit log (monitor.auth.audit): the signed-in user and their address."""
     return Actor.user(principal.user, client_address(request))
 
@@ -258,10 +262,10 @@ class ListScope:
     district: str | None
 
 
-def list_scope(session: SessionDep, principal: PrincipalDep, district: DistrictFilter = None) -> ListScope:
-    if district is None:
+async def list_scope(session: SessionDep, principal: PrincipalDep, district: DistrictFilter = None) -> ListScope:
+    if district is None:  # no look-up, so no worker thread (a sync dependency costs a thread hop)
         return ListScope(principal.scope.district_codes, None)
-    get_district(district, session=session, district_codes=principal.scope.district_codes)
+    await run_in_threadpool(get_district, district, session=session, district_codes=principal.scope.district_codes)
     return ListScope(frozenset({district}), district)
 
 

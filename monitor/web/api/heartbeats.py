@@ -36,17 +36,17 @@ class HeartbeatAccepted(BaseModel):
     state_changes: int
 
 
-def get_store(request: Request) -> HealthStore:
+async def get_store(request: Request) -> HealthStore:
     store: HealthStore = request.app.state.health_store
     return store
 
 
-def get_profiles(request: Request) -> ProfileRegistry:
+async def get_profiles(request: Request) -> ProfileRegistry:
     registry: ProfileRegistry = request.app.state.profiles
     return registry
 
 
-def get_device_throttles(request: Request) -> tuple[LoginThrottle, LoginThrottle]:
+async def get_device_throttles(request: Request) -> tuple[LoginThrottle, LoginThrottle]:
     """Failed authentications per (address, device) and per address."""
     throttles: tuple[LoginThrottle, LoginThrottle] = request.app.state.device_auth_throttles
     return throttles

@@ -73,7 +73,7 @@ def get_commune(found: VisibleCommune) -> CommuneDetail:
     )
 
 
-def device_filter(
+async def device_filter(
     commune: Code | None = None,
     kind: DeviceKind | None = None,
     active: bool | None = None,

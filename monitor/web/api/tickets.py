@@ -68,7 +68,7 @@ Assignee = Annotated[
 ]
 
 
-def ticket_filters(
+async def ticket_filters(
     principal: PrincipalDep,
     commune: Code | None = None,
     device: Code | None = None,

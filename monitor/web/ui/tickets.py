@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 from urllib.parse import urlencode
 
 import sqlalchemy as sa
@@ -19,11 +19,13 @@ from sqlmodel import Session, col, select
 
 from monitor.auth.models import Role, User
 from monitor.db import utcnow
-from monitor.health.queries import current_health, state_changes_of
+from monitor.health.models import DeviceHealthRow
+from monitor.health.queries import state_changes_since
 from monitor.inventory.models import Commune, Device, District
 from monitor.priority import Priority
 from monitor.tickets import service
 from monitor.tickets.choices import OPEN_STATUSES, TicketSource, TicketStatus
+from monitor.tickets.models import Ticket
 from monitor.tickets.queries import TicketFilters, TicketSummary
 from monitor.tickets.workflow import allowed_actions
 from monitor.web.api.tickets import Filters
@@ -46,31 +48,32 @@ class Line:
     overdue: bool
 
 
-# The queue's own statements, built once (building and keying a statement per request costs more than
-# running it): names of the communes and people of a page of tickets, the people and districts of the selects.
-_COMMUNE_NAMES = select(Commune.code, Commune.name).where(col(Commune.code).in_(sa.bindparam("codes", expanding=True)))
-_USER_NAMES = select(User.id, User.full_name, User.username).where(
-    col(User.id).in_(sa.bindparam("ids", expanding=True))
-)
+# The pages' own statements, built once (building and keying a statement per request costs more than running
+# it), over the tables' columns and run on the session's connection: rows, no ORM objects to build.
+_MODELS = (Ticket, Device, DeviceHealthRow, Commune, District, User)
+_TABLES = [cast(sa.Table, sa.inspect(model).local_table) for model in _MODELS]
+_t, _d, _h, _c, _di, _u = (table.c for table in _TABLES)
+# The names of the communes and people of a page of tickets; the people and districts of the selects.
+_COMMUNE_NAMES = sa.select(_c.code, _c.name).where(_c.code.in_(sa.bindparam("codes", expanding=True)))
+_USER_NAMES = sa.select(_u.id, _u.full_name, _u.username).where(_u.id.in_(sa.bindparam("ids", expanding=True)))
 _ASSIGNABLE = (
-    sa.select(col(User.id), col(User.full_name), col(User.username), col(User.role), col(User.district_code))
-    .where(col(User.active), col(User.role).in_([Role.TECHNICIAN.value, Role.OFFICER.value]))
-    .where(col(User.district_code).is_not(None))
-    .order_by(col(User.username))
+    sa.select(_u.id, _u.full_name, _u.username, _u.role, _u.district_code)
+    .where(_u.active, _u.role.in_([Role.TECHNICIAN.value, Role.OFFICER.value]), _u.district_code.is_not(None))
+    .order_by(_u.username)
 )
-_DISTRICTS = sa.select(col(District.code), col(District.name)).order_by(col(District.code))
+_DISTRICTS = sa.select(_di.code, _di.name).order_by(_di.code)
 
 
 def _names(session: Session, tickets: list[TicketSummary]) -> tuple[dict[str, str], dict[int, str]]:
     communes = sorted({t.commune_code for t in tickets if t.commune_code})
     people = sorted({t.assignee_id for t in tickets if t.assignee_id is not None})
-    commune_names = dict(session.exec(_COMMUNE_NAMES, params={"codes": communes}).all()) if communes else {}
-    user_names = {
-        user_id: full_name or username
-        for user_id, full_name, username in (session.exec(_USER_NAMES, params={"ids": people}).all() if people else [])
-        if user_id is not None
-    }
-    return commune_names, user_names
+    rows = session.connection().execute(_COMMUNE_NAMES, {"codes": communes}).all() if communes else []
+    return {code: name for code, name in rows}, _user_names(session, people)
+
+
+def _user_names(session: Session, ids: list[int]) -> dict[int, str]:
+    rows = session.connection().execute(_USER_NAMES, {"ids": ids}).all() if ids else []
+    return {user_id: full_name or username for user_id, full_name, username in rows}
 
 
 def _lines(session: Session, tickets: list[TicketSummary], now: datetime) -> list[Line]:
@@ -89,12 +92,12 @@ def _lines(session: Session, tickets: list[TicketSummary], now: datetime) -> lis
 def _people(session: Session, district_codes: frozenset[str] | None) -> list[Any]:
     """Who can take a ticket of these districts: their active technicians and officers (as GET /api/v1/users),
     as rows of the columns the selects show (every page of the queue lists them)."""
-    rows = session.execute(_ASSIGNABLE).all()
+    rows = session.connection().execute(_ASSIGNABLE).all()
     return [row for row in rows if district_codes is None or row.district_code in district_codes]
 
 
 def _choices(session: Session, district_codes: frozenset[str] | None) -> dict[str, Any]:
-    districts = session.execute(_DISTRICTS).all()
+    districts = session.connection().execute(_DISTRICTS).all()
     return {
         "districts": [d for d in districts if district_codes is None or d.code in district_codes],
         "people": _people(session, district_codes),
@@ -172,22 +175,65 @@ def new_ticket(request: Request, principal: PagePrincipal, session: SessionDep) 
     )
 
 
+@dataclass(frozen=True, slots=True)
+class DeviceView:
+    """A ticket's device as its page shows it."""
+
+    code: str
+    name: str
+    kind: str
+    lat: float | None
+    lon: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class HealthView:
+    """Its device's health now."""
+
+    state: str
+    since: datetime | None
+    faults: list[str]
+
+
+# What a ticket's page shows around the ticket, in one statement built once (it was five look-ups):
+# its device and the device's health, its commune's and district's names, its assignee's name.
+_AROUND = (
+    sa.select(
+        _d.code,
+        _d.name,
+        _d.kind,
+        _d.lat,
+        _d.lon,
+        _h.state,
+        _h.since,
+        _h.faults,
+        _c.name.label("commune_name"),
+        _di.name.label("district_name"),
+        _u.full_name,
+        _u.username,
+    )
+    .select_from(_TABLES[0])
+    .outerjoin(_TABLES[1], _d.id == _t.device_id)
+    .outerjoin(_TABLES[2], _h.device_id == _t.device_id)
+    .outerjoin(_TABLES[3], _c.code == _t.commune_code)
+    .outerjoin(_TABLES[4], _di.code == _t.district_code)
+    .outerjoin(_TABLES[5], _u.id == _t.assignee_id)
+    .where(_t.id == sa.bindparam("ticket_id"))
+)
+
+
 def _timeline(session: Session, ticket: Any) -> list[dict[str, Any]]:
     """The ticket's history and its device's state changes since it opened, newest first."""
     events = service.events_of(ticket, session=session)
     actors = sorted({event.actor_user_id for event in events if event.actor_user_id is not None})
-    people = {
-        user_id: full_name or username
-        for user_id, full_name, username in (session.exec(_USER_NAMES, params={"ids": actors}).all() if actors else [])
-    }
+    people = _user_names(session, actors)
     items: list[dict[str, Any]] = [
-        {"at": event.at, "kind": event.kind, "event": event, "who": people.get(event.actor_user_id) or ""}
+        {"at": event.at, "kind": event.kind, "event": event, "who": people.get(event.actor_user_id or 0, "")}
         for event in events
     ]
     if ticket.device_id is not None:  # the ticket was found through the door: its device is in scope
-        for change in state_changes_of(ticket.device_id, session=session, limit=50):
-            if change.at >= ticket.created_at:
-                items.append({"at": change.at, "kind": "state", "change": change, "who": ""})
+        for change in state_changes_since(ticket.device_id, ticket.created_at, session=session):
+            items.append({"at": change.at, "kind": "state", "change": change, "who": ""})
     items.sort(key=lambda item: item["at"], reverse=True)
     return items
 
@@ -195,12 +241,14 @@ def _timeline(session: Session, ticket: Any) -> list[dict[str, Any]]:
 @router.get("/tickets/{code}")
 def ticket_page(request: Request, ticket: VisibleTicket, principal: PagePrincipal, session: SessionDep) -> Response:
     """One ticket: what, where, due when, its device now, the actions allowed, and its timeline."""
-    device = session.get(Device, ticket.device_id) if ticket.device_id is not None else None
-    health = current_health(ticket.device_id, session=session) if ticket.device_id is not None else None
-    commune = session.get(Commune, ticket.commune_code) if ticket.commune_code else None
-    district = session.get(District, ticket.district_code)
-    assignee = session.get(User, ticket.assignee_id) if ticket.assignee_id is not None else None
+    around = session.connection().execute(_AROUND, {"ticket_id": ticket.id}).one()
+    device = health = None
+    if around.code is not None:
+        device = DeviceView(around.code, around.name, around.kind, around.lat, around.lon)
+        if around.state is not None:
+            health = HealthView(around.state, around.since, list(around.faults or ()))
     can_work = principal.role in (Role.ADMIN, Role.OFFICER, Role.TECHNICIAN)
+    can_assign = principal.role in (Role.ADMIN, Role.OFFICER)
     return render(
         request,
         "ticket.html",
@@ -210,14 +258,14 @@ def ticket_page(request: Request, ticket: VisibleTicket, principal: PagePrincipa
             "t": ticket,
             "device": device,
             "health": health,
-            "commune": commune,
-            "district": district,
-            "assignee": assignee,
+            "commune_name": around.commune_name or "",
+            "district_name": around.district_name or "",
+            "assignee_name": (around.full_name or around.username or "") if ticket.assignee_id is not None else "",
             "actions": allowed_actions(ticket.status) if can_work else [],
             "timeline": _timeline(session, ticket),
             "attachments": service.attachments_of(ticket, session=session),
             "can_work": can_work,
-            "can_assign": principal.role in (Role.ADMIN, Role.OFFICER),
-            "people": _people(session, frozenset({ticket.district_code})),
+            "can_assign": can_assign,
+            "people": _people(session, frozenset({ticket.district_code})) if can_assign else [],
         },
     )
