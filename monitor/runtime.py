@@ -186,7 +186,7 @@ async def run_web(
 ) -> None:
     """The web process, with the dispatcher in it unless the deployment runs `monitor dispatch` apart.
 
-    `sockets`: a listening socket bound by the pool's supervisor (`run_web_pool`), shared by its workers.
+    `sockets`: the listening socket of a worker of the pool (`run_web_pool`).
     """
     app = create_app(settings, engine)
     server = _server(app, settings, host, port)
@@ -225,17 +225,24 @@ def event_loop_run(main: Coroutine[Any, Any, None]) -> None:
 
 
 async def run_web_pool(settings: Settings, engine: Engine, host: str, port: int, *, with_dispatcher: bool) -> None:
-    """Several web processes on one listening socket, supervised: the kernel hands each new connection to one.
+    """Several web processes on one port, supervised: the kernel hands each new connection to one of them.
 
-    The supervisor binds the port, starts `settings.web_workers` processes (spawned: nothing of this process's
-    state is shared) and starts a worker again when one dies (not more often than once a second per slot). It
+    Each worker listens on the port with its own socket (SO_REUSEPORT), so the kernel spreads connections
+    evenly by their addresses. On one shared socket the first worker to wake took a whole burst: 46 of wrk's
+    50 keep-alive connections on one worker, 4 on the other, and the page's tail latency doubled
+    (bench/bench_ui.py); a reverse proxy's few long-lived upstream connections would pile up the same way. A
+    worker that dies takes its socket with it, so new connections go to the others at once.
+
+    The supervisor checks first that the port is free, starts `settings.web_workers` processes (spawned:
+    nothing of this process's state is shared) and starts a worker again when one dies (not more often than
+    once a second per slot). It
     runs the dispatcher itself when asked, so that one process dispatches, as one `monitor dispatch` would.
     Every worker is stateless (sessions, sign-in throttle and idempotency keys live in the database); each
     keeps its own bounds (`web_threads`, `web_client_max_active`, `web_max_connections`), so a pool of N
     allows N times each. A worker ends by itself when its supervisor is gone (killed with -9).
     On SIGTERM or Ctrl-C the supervisor asks each worker to stop, gives them `shutdown_timeout_s`, then kills.
     """
-    listening = uvicorn.Config(app="", host=host, port=port).bind_socket()
+    uvicorn.Config(app="", host=host, port=port).bind_socket().close()  # in use: the usual error, and exit
     context = multiprocessing.get_context("spawn")
     supervisor = os.getpid()
     workers: list[multiprocessing.process.BaseProcess | None] = [None] * settings.web_workers
@@ -244,7 +251,7 @@ async def run_web_pool(settings: Settings, engine: Engine, host: str, port: int,
     def start(slot: int) -> None:
         process = context.Process(
             target=_pool_worker,
-            args=(settings, listening, host, port, supervisor),
+            args=(settings, host, port, supervisor),
             name=f"monitor-web-{slot}",
             daemon=False,
         )
@@ -271,7 +278,6 @@ async def run_web_pool(settings: Settings, engine: Engine, host: str, port: int,
                         await asyncio.wait_for(stopping.wait(), 0.5)
     finally:
         await asyncio.to_thread(_stop_workers, [w for w in workers if w is not None], settings.shutdown_timeout_s)
-        listening.close()
 
 
 def _stop_workers(workers: Sequence[multiprocessing.process.BaseProcess], deadline_s: float) -> None:
@@ -287,13 +293,29 @@ def _stop_workers(workers: Sequence[multiprocessing.process.BaseProcess], deadli
             process.join(5)
 
 
-def _pool_worker(settings: Settings, listening: socket.socket, host: str, port: int, supervisor: int) -> None:
-    """One worker of `run_web_pool` (a spawned process): serve on the supervisor's socket until told to stop."""
+def reuse_port_socket(host: str, port: int, backlog: int = 2048) -> socket.socket:
+    """A listening socket on (host, port) that the pool's other workers share through SO_REUSEPORT."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    listening = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        listening.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listening.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        listening.bind((host, port))
+        listening.listen(backlog)
+    except OSError:
+        listening.close()
+        raise
+    return listening
+
+
+def _pool_worker(settings: Settings, host: str, port: int, supervisor: int) -> None:
+    """One worker of `run_web_pool` (a spawned process): serve on its own socket of the port until told to stop."""
     from monitor.db import make_engine
 
     os.setpgrp()  # Ctrl-C reaches the supervisor alone, which stops its workers in order
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     threading.Thread(target=_end_with, args=(supervisor,), name="supervisor-watch", daemon=True).start()
+    listening = reuse_port_socket(host, port)
     event_loop_run(run_web(settings, make_engine(settings), host, port, with_dispatcher=False, sockets=[listening]))
 
 
