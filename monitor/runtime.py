@@ -17,7 +17,7 @@ import signal
 import socket
 import threading
 import time
-from collections.abc import AsyncIterator, Coroutine, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator, MutableSequence, Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -41,6 +41,7 @@ from monitor.reports.reminders import send_report_reminders
 from monitor.reports.service import keep_up
 from monitor.shutdown import Stopper, wait_for_stop
 from monitor.web.app import create_app
+from monitor.web.balance import BalancedConnections, ConnectionBalance
 from monitor.web.serving import server_config
 
 if TYPE_CHECKING:
@@ -183,14 +184,19 @@ async def run_web(
     *,
     with_dispatcher: bool,
     sockets: list[socket.socket] | None = None,
+    balance: ConnectionBalance | None = None,
 ) -> None:
     """The web process, with the dispatcher in it unless the deployment runs `monitor dispatch` apart.
 
-    `sockets`: the listening socket of a worker of the pool (`run_web_pool`).
+    `sockets`: the listening socket of a worker of the pool (`run_web_pool`); `balance`: its share of the
+    pool's connections (monitor.web.balance).
     """
     app = create_app(settings, engine)
-    server = _server(app, settings, host, port)
+    server = _server(app, settings, host, port, served=None if balance is None else BalancedConnections(app, balance))
     jobs = alert_jobs(settings, engine, f"web-{port}", app.state.delivery_stats) if with_dispatcher else []
+    if balance is not None:
+        balance.held = lambda: len(server.server_state.connections)
+        jobs.append(balance.keep_publishing())
     stopper = Stopper(settings.shutdown_timeout_s)
     # What is built by now lives as long as the process: out of the collector's sight, a full collection
     # no longer walks the app, the templates and the ORM's mappers on every request's garbage.
@@ -244,14 +250,16 @@ async def run_web_pool(settings: Settings, engine: Engine, host: str, port: int,
     """
     uvicorn.Config(app="", host=host, port=port).bind_socket().close()  # in use: the usual error, and exit
     context = multiprocessing.get_context("spawn")
+    counts = context.Array("i", settings.web_workers, lock=False)  # connections held, one slot per worker
     supervisor = os.getpid()
     workers: list[multiprocessing.process.BaseProcess | None] = [None] * settings.web_workers
     started = [0.0] * settings.web_workers
 
     def start(slot: int) -> None:
+        counts[slot] = 0  # a dead worker's connections died with it
         process = context.Process(
             target=_pool_worker,
-            args=(settings, host, port, supervisor),
+            args=(settings, host, port, supervisor, counts, slot),
             name=f"monitor-web-{slot}",
             daemon=False,
         )
@@ -308,7 +316,9 @@ def reuse_port_socket(host: str, port: int, backlog: int = 2048) -> socket.socke
     return listening
 
 
-def _pool_worker(settings: Settings, host: str, port: int, supervisor: int) -> None:
+def _pool_worker(
+    settings: Settings, host: str, port: int, supervisor: int, counts: MutableSequence[int], slot: int
+) -> None:
     """One worker of `run_web_pool` (a spawned process): serve on its own socket of the port until told to stop."""
     from monitor.db import make_engine
 
@@ -316,7 +326,9 @@ def _pool_worker(settings: Settings, host: str, port: int, supervisor: int) -> N
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     threading.Thread(target=_end_with, args=(supervisor,), name="supervisor-watch", daemon=True).start()
     listening = reuse_port_socket(host, port)
-    event_loop_run(run_web(settings, make_engine(settings), host, port, with_dispatcher=False, sockets=[listening]))
+    balance = ConnectionBalance(counts, slot)
+    engine = make_engine(settings)
+    event_loop_run(run_web(settings, engine, host, port, with_dispatcher=False, sockets=[listening], balance=balance))
 
 
 def _end_with(supervisor: int) -> None:
@@ -349,11 +361,19 @@ class _Server(uvicorn.Server):
         self.should_exit = True
 
 
-def _server(app: FastAPI, settings: Settings, host: str, port: int, *metrics: MetricsSource) -> _Server:
+def _server(
+    app: FastAPI,
+    settings: Settings,
+    host: str,
+    port: int,
+    *metrics: MetricsSource,
+    served: Callable[..., Any] | None = None,
+) -> _Server:
+    """The server of `app` (or of `served`, an ASGI app wrapped around it)."""
     for source in metrics:  # the demo's one /metrics also shows its in-process collector's work
         app.state.metrics.add_source(source)
     app.state.warm_metrics = True
-    config = server_config(app, settings, host, port)  # configures logging
+    config = server_config(served or app, settings, host, port)  # configures logging
     access = logging.getLogger("uvicorn.access")
     if not any(isinstance(existing, QuietMachineTraffic) for existing in access.filters):
         access.addFilter(QuietMachineTraffic())

@@ -7,6 +7,7 @@ the port keeps answering; SIGTERM ends them all in order; a supervisor killed wi
 
 from __future__ import annotations
 
+import http.client
 import os
 import signal
 import socket
@@ -188,8 +189,37 @@ def test_keep_alive_connections_are_spread_over_the_workers(pool: Pool) -> None:
             assert connection.recv(4096).startswith(b"HTTP/1.1 200")
         established = _port_sockets(port, "01")
         held = {pid: len(_socket_inodes(pid) & established) for pid in workers}
-        assert sum(held.values()) == 40, held
+        # (the balance may have closed a few after their answer: monitor.web.balance, the next test)
+        assert sum(held.values()) >= 30, held
         assert min(held.values()) >= 8, held  # binomial(40, 1/2) below 8: about 1 in 100,000
     finally:
         for connection in connections:
             connection.close()
+
+
+def test_a_lopsided_split_of_connections_is_evened_out(pool: Pool) -> None:
+    """A worker holding more than its share closes a connection after a response now and then
+    (monitor.web.balance): clients that keep reconnecting end up split evenly, whatever the kernel's hash did."""
+    port = int(pool.base.rsplit(":", 1)[1])
+    workers = _children(pool.process.pid)
+    _wait(lambda: len(_port_sockets(port, "0A")) == 2, 30, "both workers listening")
+    clients = [http.client.HTTPConnection("127.0.0.1", port, timeout=10) for _ in range(40)]
+    closed = 0
+    try:
+        for _ in range(30):  # rounds of one request per client; http.client reconnects after a close
+            for client in clients:
+                client.request("GET", "/healthz")
+                answer = client.getresponse()
+                answer.read()
+                assert answer.status == 200
+                closed += answer.getheader("connection", "") == "close"
+            established = _port_sockets(port, "01")
+            held = sorted(len(_socket_inodes(pid) & established) for pid in workers)
+            if sum(held) == 40 and held[1] - held[0] <= 2:
+                break
+            time.sleep(0.1)
+        assert sum(held) == 40 and held[1] - held[0] <= 2, held
+    finally:
+        for client in clients:
+            client.close()
+    assert closed < 40  # it moved a few connections, not all of them

@@ -13,7 +13,7 @@ import asyncio
 from typing import Any
 
 import uvicorn
-from fastapi import FastAPI
+from starlette.types import ASGIApp
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from monitor.config import Settings
@@ -58,7 +58,7 @@ def protocol_with_header_deadline(timeout_s: float) -> type[HttpToolsProtocol]:
     return HeaderDeadlineProtocol
 
 
-def server_config(app: FastAPI, settings: Settings, host: str, port: int, **options: Any) -> uvicorn.Config:
+def server_config(app: ASGIApp, settings: Settings, host: str, port: int, **options: Any) -> uvicorn.Config:
     """uvicorn's configuration for the service (configures logging)."""
     return uvicorn.Config(
         app,
