@@ -1,5 +1,5 @@
-"""**Bộ thu thập** (collectors, for the operator): poll rates, errors, latency, lateness, scrape size, the
-processes themselves and the notifications."""
+"""**Bộ thu thập** (collectors, for the operator): poll rates, errors, latency, lateness, the pool's shards,
+scrape size, the processes themselves and the notifications."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ def collectors() -> Json:
         "fleet-collectors",
         "Bộ thu thập — Collectors",
         "Tốc độ hỏi, lỗi, độ trễ, trễ lịch và kích thước số liệu. Poll rates, errors, latency, lateness, scrape size.",
-        [*_headline(), *_polls(), *_observations_and_scrapes(), *_processes(), *_notifications()],
+        [*_headline(), *_polls(), *_pool(), *_observations_and_scrapes(), *_processes(), *_notifications()],
         time_from="now-6h",
         refresh="30s",
     )
@@ -37,6 +37,21 @@ def _headline() -> list[Json]:
             "max(fleet_exporter_build_seconds)",
             unit="s",
             steps=[("green", None), ("orange", 0.5), ("red", 2)],
+        ),
+    ]
+
+
+def _pool() -> list[Json]:
+    """The collectors' pool (PostgreSQL): its shards held and unheld (an unheld shard's devices are unknown), and
+    how many devices each collector polls (about the same when the pool is balanced)."""
+    return [
+        timeseries(
+            "Phần của đội thiết bị: có / không ai giữ — Pool shards held and unheld",
+            [Query("sum by (state) (fleet_collector_pool_shards)", "{{state}}")],
+        ),
+        timeseries(
+            "Thiết bị mỗi bộ thu thập hỏi — Devices polled per collector",
+            [Query("sum by (instance) (fleet_collector_polled_devices)", "{{instance}}")],
         ),
     ]
 
