@@ -9,7 +9,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -17,9 +17,20 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlmodel import select
 
+from monitor.collectors.profiles import load_profiles
+from monitor.collectors.runner import Collector, PoolMember
 from monitor.config import load_settings
 from monitor.db import make_engine, session_scope
-from monitor.health.leases import SHARDS, Leases, PoolNeedsPostgres, ShardFence, ensure_shards, pool_state, shard_of
+from monitor.health.leases import (
+    PUSH_SHARD,
+    SHARDS,
+    Leases,
+    PoolNeedsPostgres,
+    ShardFence,
+    ensure_shards,
+    pool_state,
+    shard_of,
+)
 from monitor.health.machine import Observation
 from monitor.health.store import HealthStore
 from monitor.inventory.models import Commune, Device
@@ -176,3 +187,49 @@ def test_a_renewal_that_fails_drops_everything(pg: Engine) -> None:
     assert 3 in done.lost and 3 not in a.held.shards
     a.drop_all()
     assert a.held.shards == frozenset()
+
+
+def test_a_collector_that_lost_the_push_role_counts_no_missed_heartbeat(pg: Engine) -> None:
+    """The collector's silence counting carries its fence (monitor.collectors.runner `_tick_silent`): one paused
+    past its lease, still believing it holds shard 0, counts nothing once another has taken shard 0 over."""
+    with session_scope(pg) as session:
+        init_province(session, load_units("lang-son", "2020"))
+        commune = session.exec(select(Commune.code).limit(1)).one()
+        pushed = Device(
+            code="HB01",
+            name="HB01",
+            kind="radio_cluster",
+            commune_code=commune,
+            protocol="heartbeat",
+            profile="tts-heartbeat",
+            interval_s=60,
+        )
+        session.add(pushed)
+        session.flush()
+        device_id = pushed.id
+    settings = load_settings(database_url=pg.url.render_as_string(hide_password=False))
+    store = HealthStore(pg)
+    then = datetime.now(UTC) - timedelta(minutes=10)
+    store.apply([Observation(device_id=device_id, observed_at=then, reachable=True, source="heartbeat")], then)
+
+    a, b = member(pg, "a", lease_s=1.0), member(pg, "b", lease_s=1.0)
+    a.round()
+    assert PUSH_SHARD in a.held.epochs
+    paused = Collector(settings, pg, registry=load_profiles(), pool=PoolMember(a), store=store)
+    time.sleep(1.3)  # a is paused: its leases lapse, b takes everything (shard 0 included)
+    b.round()
+    assert PUSH_SHARD in b.held.epochs and PUSH_SHARD in a.held.epochs  # a still believes it holds shard 0
+
+    with pg.connect() as connection:
+        deadline = connection.execute(
+            sa.text("SELECT silence_deadline FROM device_health WHERE device_id = :d"), {"d": device_id}
+        ).scalar_one()
+    assert paused._tick_silent(datetime.now(UTC), ["heartbeat"], []) == []
+    with pg.connect() as connection:
+        after = connection.execute(
+            sa.text("SELECT silence_deadline, data FROM device_health WHERE device_id = :d"), {"d": device_id}
+        ).one()
+    assert after.silence_deadline == deadline  # nothing counted, nothing moved
+
+    successor = Collector(settings, pg, registry=load_profiles(), pool=PoolMember(b), store=store)
+    assert successor._tick_silent(datetime.now(UTC), ["heartbeat"], []) != []  # b counts: down after 10 min

@@ -495,7 +495,8 @@ class Collector:
             heard_until, away = (heard or {}).get(protocol, (now, []))
             periods = merged([*excused, *away, *((g.start, g.end) for g in watch.gaps)])
             until = min(now, heard_until) if cap is None else min(now, heard_until, cap)
-            transitions += self.store.tick_silent(until, 5000, {protocol}, periods)
+            # fenced: a collector paused past its lease no longer counts silence its successor counts
+            transitions += self.store.tick_silent(until, 5000, {protocol}, periods, self._fence())
         return transitions
 
     def _prime_ingest(self) -> None:
