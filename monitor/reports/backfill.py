@@ -348,7 +348,7 @@ def _inspections(
         opened += service.open_planned_tickets(day, session=session, policy=policy, now=min(at, now))
     late_by_now = now - timedelta(hours=1)
     for ticket in opened:
-        actor = technicians.get(ticket.district_code)
+        actor = technicians.get(ticket.district_code or "")  # planned tickets always have their district
         due_at, roll = ticket.resolve_due_at, rng.random()
         if roll < 0.78:  # done in the last weeks before its due day
             done = due_at - timedelta(hours=rng.uniform(8, 24 * max(1, min(lead, 20))))

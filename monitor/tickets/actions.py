@@ -172,6 +172,8 @@ def assign(
             reason = f"{user.username} is not active"
         elif user.role not in ASSIGNABLE_ROLES:
             reason = f"{user.username} is a {user.role}: only technicians and officers take tickets"
+        elif ticket.district_code is None:
+            reason = "a province ticket is the province operator's: no district's people take it"
         elif user.district_code != ticket.district_code:
             reason = f"{user.username} works for district {user.district_code}, the ticket for {ticket.district_code}"
         if reason is not None:

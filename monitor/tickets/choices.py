@@ -57,11 +57,17 @@ AUTOMATIC_SOURCES: frozenset[TicketSource] = frozenset({TicketSource.AUTO, Ticke
 
 
 class ProblemScope(LabelledEnum):
-    """What a problem is about: one device, a whole commune or a whole district (a grouped flood)."""
+    """What a problem is about: one device, a whole commune or a whole district (a grouped flood), or the
+    province's service itself (a collector, Prometheus) with no place of the inventory.
+
+    A province problem's ticket belongs to no district: the province operator (administrators) owns it,
+    leaders read it, and no district's people see it.
+    """
 
     DEVICE = "device", "Thiết bị", "Device"
     COMMUNE = "commune", "Xã", "Commune"
     DISTRICT = "district", "Huyện / khu vực", "District / area"
+    PROVINCE = "province", "Toàn tỉnh", "Province"
 
 
 class TicketAction(LabelledEnum):
@@ -104,5 +110,6 @@ class TicketOutcomeAction(LabelledEnum):
 
 
 def problem_key(scope: ProblemScope | str, scope_code: str, kind: str) -> str:
-    """The identity of a problem: `device:06613-CL01:offline`, `commune:06613:offline`, `district:183:power_loss`."""
+    """The identity of a problem: `device:06613-CL01:offline`, `commune:06613:offline`, `district:183:power_loss`,
+    `province:collectors:collector`."""
     return f"{ProblemScope(scope).value}:{scope_code}:{kind}"

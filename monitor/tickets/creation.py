@@ -62,7 +62,7 @@ def search_text(
     description: str,
     scope_code: str,
     commune_code: str | None,
-    district_code: str,
+    district_code: str | None,
     *,
     session: Session,
 ) -> str:
@@ -70,7 +70,8 @@ def search_text(
     names = places(session)
     commune_name = names.communes.get(commune_code, ("", ""))[1] if commune_code else ""
     parts = [code, title, description[:_DESCRIPTION_SEARCHED], scope_code, commune_name]
-    return fold(" ".join([*parts, names.districts.get(district_code, "")]))
+    district_name = names.districts.get(district_code, "") if district_code else ""
+    return fold(" ".join([*parts, district_name]))
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -90,7 +91,7 @@ class NewTicket:
     scope: ProblemScope
     scope_code: str
     kind: str
-    district_code: str
+    district_code: str | None  # None: a province problem's ticket, the province operator's
     description: str = ""
     device_id: int | None = None
     commune_code: str | None = None

@@ -57,8 +57,9 @@ _ATTEMPTS = 3
 class ProblemReport:
     """A problem as the alerts part reports it: what it is about, what kind, how urgent, since when.
 
-    `scope_code` is a device code, a commune code or a district code according to `scope`;
-    `commune_code` is where the problem stands (None only for a district-wide problem).
+    `scope_code` is a device code, a commune code, a district code or the province-level thing's name
+    (`collectors`) according to `scope`; `commune_code` is where the problem stands (None for a
+    district-wide problem, and always None for a province one, which stands in no place of the inventory).
     """
 
     scope: ProblemScope
@@ -82,7 +83,10 @@ class ProblemReport:
             problems.append(Problem("scope_code", "a problem needs a scope code and a kind"))
         if not self.title.strip():
             problems.append(Problem("title", "a problem needs a title"))
-        if self.scope is not ProblemScope.DISTRICT and not self.commune_code:
+        if self.scope is ProblemScope.PROVINCE:
+            if self.commune_code is not None or self.device_id is not None:
+                problems.append(Problem("commune_code", "a province problem stands in no commune and no device"))
+        elif self.scope is not ProblemScope.DISTRICT and not self.commune_code:
             problems.append(Problem("commune_code", f"a {self.scope.value} problem needs its commune"))
         if self.source not in AUTOMATIC_SOURCES:
             problems.append(Problem("source", "reports come from monitoring; people use create_manual_ticket"))
@@ -137,7 +141,10 @@ def _latest_tickets(keys: Sequence[str], *, session: Session) -> dict[str, tuple
     return found
 
 
-def _district_of(problem: ProblemReport, *, session: Session, policy: TicketPolicy) -> str:
+def _district_of(problem: ProblemReport, *, session: Session, policy: TicketPolicy) -> str | None:
+    """The district that must fix the problem; None for a province problem (the province operator's)."""
+    if problem.scope is ProblemScope.PROVINCE:
+        return None
     if problem.commune_code is not None:
         return route_district(problem.commune_code, session=session, overrides=policy.routing_overrides)
     if problem.scope_code not in places(session).districts:
@@ -286,7 +293,8 @@ def open_or_update_ticket(
       an exact duplicate changes nothing visible) -> `updated` or `unchanged`;
     - its latest ticket was resolved (or closed) less than `policy.reopen_window` ago: reopened -> `reopened`;
     - its latest ticket is older: a new ticket linked to it -> `reopened_as_new`;
-    - never seen: a new ticket routed to the responsible district -> `opened`.
+    - never seen: a new ticket routed to the responsible district (none for a province problem: the
+      province operator's) -> `opened`.
 
     Safe under concurrency (threads, processes, duplicated deliveries): the partial unique index lets one
     writer open the ticket; the others get an IntegrityError inside their savepoint, roll back to it,

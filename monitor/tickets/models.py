@@ -75,7 +75,9 @@ class InspectionSchedule(SQLModel, table=True):
 
 
 class Ticket(SQLModel, table=True):
-    """A repair ticket (phiếu sửa chữa): one problem of one device, commune or district, owed to a district.
+    """A repair ticket (phiếu sửa chữa): one problem of one device, commune or district, owed to a district;
+    or one problem of the province's service itself (`scope` province), owed to the province operator
+    (`district_code` None: only administrators and leaders see it).
 
     `problem_key` names the problem (`device:06613-CL01:offline`); at most one open ticket exists per
     key, and a problem that comes back later gets a new ticket linked to the previous one
@@ -125,7 +127,8 @@ class Ticket(SQLModel, table=True):
         default=None, sa_column_args=[sa.ForeignKey("devices.id", ondelete="SET NULL")], index=True
     )
     commune_code: str | None = Field(default=None, foreign_key="communes.code", index=True, max_length=16)
-    district_code: str = Field(foreign_key="districts.code", max_length=16)
+    # None for a province problem's ticket (a collector, Prometheus): the province operator's, no district's.
+    district_code: str | None = Field(default=None, foreign_key="districts.code", max_length=16)
     priority: str = Field(sa_type=sa.String(2))
     source: str = Field(sa_type=sa.String(16))
     status: str = Field(sa_type=sa.String(16))

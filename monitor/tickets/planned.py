@@ -72,6 +72,8 @@ def create_schedule(
         problems.append(Problem("commune_code", f"unknown commune {data.commune_code!r}"))
     if data.device_kind is not None and data.device_kind not in {k.value for k in DeviceKind}:
         problems.append(Problem("device_kind", f"unknown device kind {data.device_kind!r}"))
+    if data.per is ProblemScope.PROVINCE:
+        problems.append(Problem("per", "an inspection opens one ticket per device, commune or district"))
     if data.per is ProblemScope.DEVICE and data.device_kind is None:
         problems.append(Problem("device_kind", "a schedule with one ticket per device says which kind of device"))
     if problems:

@@ -116,7 +116,7 @@ class TicketSummary:
     scope: str
     scope_code: str
     commune_code: str | None
-    district_code: str
+    district_code: str | None  # None: a province ticket
     assignee_id: int | None
     created_at: datetime
     acknowledged_at: datetime | None
@@ -236,7 +236,8 @@ class DistrictCost:
 def district_costs(year: int, *, session: Session) -> list[DistrictCost]:
     """Every district's tickets created in `year` (Vietnam time, as their codes say) and their repair costs.
 
-    Districts without tickets are listed with zeros, so that a budget table has every row.
+    Districts without tickets are listed with zeros, so that a budget table has every row. Province tickets
+    (no district: a collector, Prometheus) are no district's repairs and no district's budget: left out.
     """
     start = datetime(year, 1, 1, tzinfo=LOCAL_ZONE).astimezone(UTC)
     end = datetime(year + 1, 1, 1, tzinfo=LOCAL_ZONE).astimezone(UTC)
@@ -258,8 +259,9 @@ def district_costs(year: int, *, session: Session) -> list[DistrictCost]:
     return [DistrictCost(code, int(n), int(parts), int(labour)) for code, n, parts, labour in session.exec(query)]
 
 
-def open_tickets_by_district(*, session: Session) -> dict[str, int]:
-    """The number of open tickets of each district that has any, by district code (`monitor status`)."""
+def open_tickets_by_district(*, session: Session) -> dict[str | None, int]:
+    """The number of open tickets of each district that has any, by district code (`monitor status`);
+    the province's own tickets (no district) under None."""
     district = col(Ticket.district_code)
     rows = session.execute(sa.select(district, sa.func.count()).where(OPEN).group_by(district))
     return {code: int(n) for code, n in rows}

@@ -1,4 +1,9 @@
-"""Routing: which district (or maintenance area) must fix the problems of a commune."""
+"""Routing: which district (or maintenance area) must fix the problems of a commune.
+
+A problem of the province's service itself (scope `province`: a collector, Prometheus) is routed to no
+district: its ticket's district is None, the province operator's (administrators; leaders read it), and the
+scoped look-ups (`district_code IN (...)`) keep it out of every district's sight.
+"""
 
 from __future__ import annotations
 

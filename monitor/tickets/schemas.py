@@ -120,7 +120,7 @@ class TicketPublic(BaseModel):
     kind: str
     device_code: str | None
     commune_code: str | None
-    district_code: str
+    district_code: str | None = Field(description="None: a province ticket, the province operator's")
     priority: Priority
     priority_label: str
     source: TicketSource
@@ -199,7 +199,7 @@ class TicketSummaryPublic(BaseModel):
     scope: ProblemScope
     device_code: str | None
     commune_code: str | None
-    district_code: str
+    district_code: str | None = Field(description="None: a province ticket, the province operator's")
     assignee_id: RowId | None
     created_at: datetime
     acknowledged_at: datetime | None

@@ -89,7 +89,11 @@ class Overview:
 def _ticket_counts(
     session: Session, district_codes: Collection[str] | None
 ) -> tuple[dict[str, TicketCounts], dict[str, TicketCounts]]:
-    """Open tickets by priority and by district, with their breaches (one grouped query)."""
+    """Open tickets by priority and by district, with their breaches (one grouped query).
+
+    Province tickets (no district) are in the priorities' counts of a province-wide reader (administrators,
+    leaders) and in no district's line; a district's reader never counts them (`IN` leaves NULL out).
+    """
     query = (
         select(
             col(Ticket.district_code),
@@ -105,10 +109,10 @@ def _ticket_counts(
     by_priority = {p.value: TicketCounts() for p in Priority}
     by_district: dict[str, TicketCounts] = {}
     for district, priority, count, breached in session.exec(query).all():
-        for counts in (
-            by_priority.setdefault(priority, TicketCounts()),
-            by_district.setdefault(district, TicketCounts()),
-        ):
+        counted = [by_priority.setdefault(priority, TicketCounts())]
+        if district is not None:  # a province ticket (no district) counts in the province's totals only
+            counted.append(by_district.setdefault(district, TicketCounts()))
+        for counts in counted:
             counts.open += int(count)
             counts.breached += int(breached or 0)
     return by_priority, by_district

@@ -266,6 +266,9 @@ def ticket_page(request: Request, ticket: VisibleTicket, principal: PagePrincipa
             "attachments": service.attachments_of(ticket, session=session),
             "can_work": can_work,
             "can_assign": can_assign,
-            "people": _people(session, frozenset({ticket.district_code})) if can_assign else [],
+            # A province ticket (no district) is the province operator's: no district's people take it.
+            "people": _people(session, frozenset([ticket.district_code] if ticket.district_code else []))
+            if can_assign
+            else [],
         },
     )
