@@ -360,7 +360,31 @@ def test_ticket_metrics_count_open_breached_aged_and_recently_resolved_tickets(s
     }
     p90 = of(series, "fleet_tickets_time_to_resolve_30d_seconds", district="183", stat="p90")
     assert list(p90.values()) == [2 * 86400]
-    assert len(of(series, "fleet_tickets_open")) == 11 * 4 * 6, "every district, priority and open status, zeros too"
+    # every district and the province (its own tickets), priority and open status, zeros too
+    assert len(of(series, "fleet_tickets_open")) == (11 + 1) * 4 * 6
+
+
+def test_a_province_ticket_is_counted_under_district_province_never_under_a_district(small_fleet: Engine) -> None:
+    province = {"scope": "province", "scope_code": "collectors", "kind": "collector", "district_code": None}
+    rows = [
+        ticket(1),
+        ticket(2, priority="P1", problem_key="province:collectors:collector", **province),
+        ticket(3, status="resolved", resolved_at=NOW - timedelta(hours=1), problem_key="province:x:y", **province),
+    ]
+    with small_fleet.begin() as connection:
+        connection.execute(Ticket.__table__.insert(), rows)  # type: ignore[attr-defined]
+    text = build(MetricsExporter([TicketMetricsSource(small_fleet, clock=lambda: NOW)]))
+    promtool_check(text)
+    series = parse(text)
+    assert sum(of(series, "fleet_tickets_open").values()) == 2
+    assert of(series, "fleet_tickets_open", district="province", priority="P1", status="new") == {
+        frozenset({("district", "province"), ("priority", "P1"), ("status", "new")}): 1
+    }
+    assert sum(of(series, "fleet_tickets_open", district="183").values()) == 1
+    assert sum(of(series, "fleet_tickets_resolved_30d", district="province").values()) == 1
+    assert of(series, "fleet_tickets_resolution_30d_seconds", district="province") == {
+        frozenset({("district", "province")}): 3600.0
+    }
 
 
 # --- the snapshot --------------------------------------------------------------------------------

@@ -5,6 +5,10 @@ escalation job); open tickets by age since creation; and, over the tickets resol
 how many met their SLA and how long they took from creation to resolution (wall-clock time, waits
 included). Every district, priority and open status is exported, with zeros, so that sums and
 dashboards never miss a series. About 30 series per district.
+
+A province ticket (a collector's or Prometheus's problem) has no district: its series carry
+`district="province"`, always exported like a district's. Not "": an empty label is the same as no label, and
+a dashboard's `by (district)` would show it as a nameless row; no district's code is "province".
 """
 
 from __future__ import annotations
@@ -39,6 +43,12 @@ DISTRICT_TABLE = District.__table__  # type: ignore[attr-defined]
 AGE_BANDS = (("0-1d", 1), ("1-3d", 3), ("3-7d", 7))
 AGE_OLDEST = "7d+"
 RESOLVED_WINDOW = timedelta(days=30)
+#: The `district` label of the province's own tickets (no district; see the module docstring).
+PROVINCE = "province"
+
+
+def _district(code: str | None) -> str:
+    return PROVINCE if code is None else code
 
 
 class TicketMetricsSource:
@@ -56,10 +66,10 @@ class TicketMetricsSource:
     def render(self) -> list[Block]:
         now = self.clock()
         with self.engine.connect() as connection, connection.begin():
-            districts = sorted(connection.execute(sa.select(DISTRICT_TABLE.c.code)).scalars())
+            districts = [*sorted(connection.execute(sa.select(DISTRICT_TABLE.c.code)).scalars()), PROVINCE]
             open_ = sa.text(OPEN_STATUS_SQL)
             counts = {
-                (d, p, s): n
+                (_district(d), p, s): n
                 for d, p, s, n in connection.execute(
                     sa.select(TICKETS.c.district_code, TICKETS.c.priority, TICKETS.c.status, sa.func.count())
                     .where(open_)
@@ -67,7 +77,7 @@ class TicketMetricsSource:
                 )
             }
             breached = {
-                (d, p): n
+                (_district(d), p): n
                 for d, p, n in connection.execute(
                     sa.select(TICKETS.c.district_code, TICKETS.c.priority, sa.func.count())
                     .where(open_, TICKETS.c.sla_breached.is_(True))
@@ -79,7 +89,7 @@ class TicketMetricsSource:
                 else_=AGE_OLDEST,
             )
             ages = {
-                (d, b): n
+                (_district(d), b): n
                 for d, b, n in connection.execute(
                     sa.select(TICKETS.c.district_code, band, sa.func.count())
                     .where(open_)
@@ -119,7 +129,8 @@ def _ticket_blocks(
     statuses = sorted(s.value for s in OPEN_STATUSES)
     resolved_counts: Counter[tuple[str, str, str]] = Counter()
     durations: dict[str, list[float]] = {d: [] for d in districts}
-    for district, priority, was_breached, created_at, resolved_at in resolved:
+    for code, priority, was_breached, created_at, resolved_at in resolved:
+        district = _district(code)
         resolved_counts[(district, priority, "breached" if was_breached else "met")] += 1
         durations.setdefault(district, []).append(max(0.0, (resolved_at - created_at).total_seconds()))
     stats = []

@@ -202,6 +202,8 @@ def _incidents(session: Session, district_codes: list[str] | None, first: date, 
             col(Ticket.created_at) >= start,
             col(Ticket.created_at) < end,
             col(Ticket.source).in_(CORRECTIVE),
+            # the fleet's incidents: a province ticket (a collector, Prometheus) is the service's own trouble
+            col(Ticket.district_code).is_not(None),
         )
         .group_by(col(Ticket.kind))
     )

@@ -430,7 +430,9 @@ def yearly_review(
 
 
 def _in_scope(column: Any, scope: list[str] | None) -> list[Any]:
-    return [] if scope is None else [column.in_(scope)]
+    # The whole province still means its districts: a province ticket (no district: a collector's or
+    # Prometheus's trouble) is the service's own, not the fleet's, and no district's repairs or budget.
+    return [column.is_not(None)] if scope is None else [column.in_(scope)]
 
 
 def _communes(connection: Any, scope: list[str] | None) -> dict[str, CommuneReview]:

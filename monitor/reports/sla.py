@@ -1,6 +1,8 @@
 """SLA figures from the tickets: opened, resolved, reopened, time to acknowledge, time to repair, breaches.
 
-By district, priority, kind of device or month (Vietnam time), over the tickets opened in a period.
+By district, priority, kind of device or month (Vietnam time), over the tickets opened in a period. The
+districts' tickets only: a province ticket (the service's own trouble, no district) is the operator's work,
+seen in the queue, the export and the metrics.
 
 - **Time to acknowledge**: from the ticket's creation to its first acknowledgement (or start of work).
 - **Time to repair**: the time the ticket was open, summed over its rounds: creation to its first
@@ -155,6 +157,8 @@ def sla_report(
     )
     if districts is not None:
         query = query.where(TICKETS.c.district_code.in_(list(districts)))
+    else:  # the districts' work: a province ticket (a collector, Prometheus) is the operator's, not theirs
+        query = query.where(TICKETS.c.district_code.is_not(None))
     if sources is not None:
         query = query.where(TICKETS.c.source.in_(list(sources)))
     tickets = connection.execute(query).all()

@@ -128,7 +128,8 @@ def _cells(row: Any, language: str, kind_label: Callable[[str, str], str]) -> li
         row.commune_code,
         row[10],  # the commune's name
         row.district_code,
-        row[12],  # the district's name
+        # the district's name; a province ticket is no district's: "Toàn tỉnh" (the scope's label) says whose
+        row[12] if row.district_code is not None else ProblemScope.PROVINCE.label(language),
         row.full_name,
         row.created_at,
         row.ack_due_at,
@@ -158,7 +159,7 @@ def ticket_rows(
     query = (
         sa.select(*_SELECTED)
         .select_from(Ticket)
-        .join(District, col(District.code) == col(Ticket.district_code))
+        .outerjoin(District, col(District.code) == col(Ticket.district_code))  # a province ticket has none
         .outerjoin(Commune, col(Commune.code) == col(Ticket.commune_code))
         .outerjoin(User, col(User.id) == col(Ticket.assignee_id))
         .where(*filter_conditions(filters, district_codes))
