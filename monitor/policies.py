@@ -9,20 +9,12 @@ from zoneinfo import ZoneInfo
 from monitor.alerts.notify import DeliveryPolicy
 from monitor.alerts.rules import AlertRules, load_rules
 from monitor.config import Settings
-from monitor.tickets.policy import TicketPolicy
-from monitor.tickets.sla import CalendarKind, SlaPolicy
+from monitor.tickets.policy import TicketPolicy, policy_from_settings
 
 
 def ticket_policy(settings: Settings) -> TicketPolicy:
     """Ticket behaviour: prefix, reopen window, close delay, automatic resolution, SLA calendar."""
-    calendar = CalendarKind.WORKING_HOURS if settings.tickets_working_hours else CalendarKind.TWENTY_FOUR_SEVEN
-    return TicketPolicy(
-        sla=SlaPolicy(calendar=calendar),
-        reopen_window=timedelta(hours=settings.tickets_reopen_window_h),
-        close_delay=timedelta(hours=settings.tickets_close_delay_h),
-        auto_resolve=settings.tickets_auto_resolve,
-        province_prefix=settings.province_prefix,
-    )
+    return policy_from_settings(settings)
 
 
 def alert_rules(settings: Settings) -> AlertRules:

@@ -20,13 +20,14 @@ from sqlmodel import Session, col, select
 from monitor.alerts.alertmanager import parse_payload, receive
 from monitor.alerts.dispatcher import Dispatcher
 from monitor.alerts.models import AlertProblem
-from monitor.alerts.rules import AlertRules, load_rules
+from monitor.alerts.rules import AlertRules, KindRule, load_rules
 from monitor.config import Settings, load_settings
 from monitor.db import session_scope
 from monitor.errors import ConfigError
 from monitor.inventory.demo import generate_demo_rows
 from monitor.inventory.models import Commune
 from monitor.inventory.service import apply_fleet_rows
+from monitor.priority import Priority
 from monitor.tickets.models import Ticket, TicketEvent
 from monitor.tickets.policy import TicketPolicy
 from monitor.web.app import create_app
@@ -110,7 +111,31 @@ def test_alerts_about_a_commune_or_nothing_in_the_inventory(client: TestClient, 
     assert client.post("/api/v1/integrations/alertmanager", json=collector).json()["opened"] == [
         "province:collector:collectordown"
     ]
-    assert [key for key, _, _ in tickets(province)] == ["commune:06613:communedown"], "no ticket without a place"
+    # Not about a place of the inventory: the province operator's ticket, no district's.
+    assert [key for key, _, _ in tickets(province)] == ["commune:06613:communedown", "province:collector:collectordown"]
+    with Session(province) as session:
+        ticket = session.exec(select(Ticket).where(Ticket.problem_key == "province:collector:collectordown")).one()
+        assert (ticket.scope, ticket.district_code, ticket.commune_code, ticket.source) == (
+            "province",
+            None,
+            None,
+            "alertmanager",
+        )
+        problem = session.exec(select(AlertProblem).where(AlertProblem.key == ticket.problem_key)).one()
+        assert (problem.scope, problem.ticket_code) == ("province", ticket.code)
+    resolved = payload("resolved", T0, T0 + timedelta(minutes=5), fingerprint="beef", device="",
+                       alertname="CollectorDown", job="collector")  # fmt: skip
+    client.post("/api/v1/integrations/alertmanager", json=resolved)
+    assert tickets(province)[1][1] == "resolved"
+
+
+def test_a_province_alert_whose_rule_says_no_ticket_opens_only_its_problem(province: Engine) -> None:
+    rules = AlertRules(kinds={"collectordown": KindRule(Priority.P2, ticket=False)})
+    body = parse_payload(payload("firing", T0, fingerprint="beef", device="", alertname="CollectorDown", job="c1"))
+    with session_scope(province) as session:
+        result = receive(body, session=session, now=T0, rules=rules, ticket_policy=TicketPolicy())
+    assert result.opened == ["province:c1:collectordown"] and result.tickets == []
+    assert tickets(province) == []
 
 
 @pytest.mark.parametrize(

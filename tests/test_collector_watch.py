@@ -9,17 +9,22 @@ tests/test_collector_pool.py's.
 
 from __future__ import annotations
 
+import contextlib
+import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from monitor.alerts.collector_watch import KEY, watch_shards
-from monitor.alerts.models import AlertProblem
+from monitor.alerts.models import AlertProblem, NotificationDelivery
+from monitor.auth.cast import seed_cast
 from monitor.config import Settings, load_settings
 from monitor.db import make_engine, session_scope
 from monitor.health.leases import SHARDS, Leases, ensure_shards
@@ -29,8 +34,12 @@ from monitor.health.store import HealthStore
 from monitor.inventory.models import Commune, Device
 from monitor.inventory.units import init_province, load_units
 from monitor.runtime import make_dispatcher
+from monitor.tickets.models import Ticket
+from monitor.web.app import create_app
 from monitor.web.overview import overview
-from tests.conftest import TEST_SECRET, _fresh_database_url
+from tests.conftest import TEST_SECRET, _fresh_database_url, login
+from tests.test_notify_support import add_channel
+from tests.test_pages import sign_in
 
 pytestmark = pytest.mark.postgres
 COUNT = 4
@@ -148,3 +157,117 @@ def test_unheld_shards_make_their_devices_unknown_and_open_one_problem_until_hel
     with Session(engine) as session:
         assert session.exec(select(AlertProblem).where(AlertProblem.key == KEY)).one().status == "resolved"
         assert overview(session, district_codes=None, now=now).collectors is None
+
+
+# --- the province ticket ------------------------------------------------------------------------------------
+
+ROLES = ("admin", "lanhdao", "caoloc", "dinhlap", "kythuat")
+PROVINCE_WIDE = ("admin", "lanhdao")  # the province operator, and the leaders who read everything
+
+
+def _province_tickets(engine: Engine) -> list[Ticket]:
+    with Session(engine) as session:
+        return list(session.exec(select(Ticket).where(Ticket.problem_key == KEY).order_by(col(Ticket.id))))
+
+
+def _deliveries(engine: Engine) -> list[tuple[str, str | None, str]]:
+    with Session(engine) as session:
+        rows = session.exec(select(NotificationDelivery).order_by(col(NotificationDelivery.id)))
+        return [(d.payload["notice"]["kind"], d.district_code, str(d.channel_id)) for d in rows]
+
+
+@pytest.fixture
+def clients(pg: tuple[Engine, Settings], tmp_path: Path) -> Iterator[dict[str, TestClient]]:
+    """The fixed cast, each signed in to the real app (a page cookie, and a bearer token for the API)."""
+    engine, settings = pg
+    with session_scope(engine) as session:
+        seed_cast(session=session)
+    app = create_app(settings.model_copy(update={"cookie_secure": False}), engine)
+    signed: dict[str, TestClient] = {}
+    with contextlib.ExitStack() as stack:
+        for role in ROLES:
+            client = stack.enter_context(TestClient(app, base_url="http://127.0.0.1", follow_redirects=False))
+            sign_in(client, role)
+            client.headers.update(login(client, role))
+            signed[role] = client
+        yield signed
+
+
+def test_an_unheld_shard_opens_one_p1_province_ticket_that_only_the_province_sees_until_held_again(
+    pg: tuple[Engine, Settings], clients: dict[str, TestClient]
+) -> None:
+    engine, settings = pg
+    with session_scope(engine) as session:
+        province_channel = add_channel(session, "province", "webhook", {"url": "http://127.0.0.1:9/p", "secret": "s"})
+        district_channel = add_channel(
+            session, "cao-loc", "webhook", {"url": "http://127.0.0.1:9/d", "secret": "s"}, district_code="183"
+        )
+    now = datetime.now(UTC)
+    ensure_shards(engine, COUNT)
+    collector = Leases(engine, "c", shard_count=COUNT, lease_s=3)
+    collector.round()
+    _lapse(engine, [1])
+    found = watch_shards(engine, settings, now)
+    assert found.opened and found.ticket_code is not None
+
+    [ticket] = _province_tickets(engine)
+    assert (ticket.code, ticket.priority, ticket.scope, ticket.status) == (found.ticket_code, "P1", "province", "new")
+    assert ticket.district_code is None and ticket.commune_code is None and ticket.details["shards"] == [1]
+    with Session(engine) as session:
+        problem = session.exec(select(AlertProblem).where(AlertProblem.key == KEY)).one()
+        assert problem.ticket_code == ticket.code
+        assert overview(session, district_codes=None, now=now).tickets_by_priority["P1"].open == 1
+        assert overview(session, district_codes={"183"}, now=now).tickets_by_priority["P1"].open == 0
+    # "opened" reaches the channel bound to no district, never a district's
+    assert _deliveries(engine) == [("opened", None, str(province_channel.id))]
+
+    code = ticket.code
+    for role, client in clients.items():
+        page, api = client.get(f"/tickets/{code}"), client.get(f"/api/v1/tickets/{code}")
+        listed = [t["code"] for t in client.get("/api/v1/tickets").json()["items"]]
+        exported = client.get("/api/v1/tickets/export", params={"format": "csv"}).text
+        if role in PROVINCE_WIDE:
+            assert page.status_code == 200 and "Toàn tỉnh" in page.text, role
+            assert api.status_code == 200 and api.json()["district_code"] is None, role
+            assert code in listed and code in client.get("/tickets").text, role
+            assert any(code in line and "Toàn tỉnh" in line for line in exported.splitlines()), role
+        else:  # another district's ticket, as far as a district's people can tell
+            assert page.status_code == 404 and api.status_code == 404, role
+            assert code not in listed and code not in exported and code not in client.get("/tickets").text, role
+
+    assert watch_shards(engine, settings, now).ticket_code == code  # nothing new: the same ticket
+    _lapse(engine, [0])
+    assert watch_shards(engine, settings, now).unheld == [0, 1]
+    make_dispatcher(settings, engine).reconcile_tickets(now)  # the service's problem is active: its ticket stays
+    [ticket] = _province_tickets(engine)
+    assert ticket.status == "new" and ticket.details["shards"] == [0, 1]
+
+    collector.round()
+    later = now + timedelta(minutes=5)
+    healed = watch_shards(engine, settings, later)
+    assert healed.resolved and healed.ticket_code == code
+    [ticket] = _province_tickets(engine)
+    assert ticket.status == "resolved" and ticket.auto_resolved
+    assert _deliveries(engine)[1:] == [("resolved", None, str(province_channel.id))]
+    assert all(channel != str(district_channel.id) for _, _, channel in _deliveries(engine))
+
+
+def test_two_dispatchers_watching_at_once_open_one_problem_and_one_ticket(pg: tuple[Engine, Settings]) -> None:
+    engine, settings = pg
+    ensure_shards(engine, COUNT)
+    Leases(engine, "c", shard_count=COUNT, lease_s=3).round()
+    _lapse(engine, [2])
+    now = datetime.now(UTC)
+    watchers = 4
+    start = threading.Barrier(watchers)
+
+    def watch() -> bool:
+        start.wait()
+        return watch_shards(engine, settings, now).opened
+
+    with ThreadPoolExecutor(watchers) as pool:
+        opened = list(pool.map(lambda _: watch(), range(watchers)))
+    assert opened.count(True) == 1
+    with Session(engine) as session:
+        assert len(session.exec(select(AlertProblem).where(AlertProblem.key == KEY)).all()) == 1
+    assert len(_province_tickets(engine)) == 1

@@ -78,7 +78,7 @@ class ReceiveResult:
 
 @dataclass(frozen=True, slots=True)
 class _Identity:
-    scope: ProblemScope | None
+    scope: ProblemScope
     code: str
     kind: str
     device_id: int | None
@@ -87,8 +87,6 @@ class _Identity:
 
     @property
     def key(self) -> str:
-        if self.scope is None:
-            return f"province:{self.code}:{self.kind}"
         return problem_key(self.scope, self.code, self.kind)
 
 
@@ -108,9 +106,10 @@ def _identity(labels: dict[str, str], session: Session) -> _Identity:
             return _Identity(ProblemScope.COMMUNE, code, kind, None, code, commune.district_code)
     if (code := labels.get("district")) and session.get(District, code) is not None:
         return _Identity(ProblemScope.DISTRICT, code, kind, None, None, code)
-    # Not about a place of the inventory (a collector, Prometheus itself): a province-level problem.
+    # Not about a place of the inventory (a collector, Prometheus itself): a province-level problem, whose
+    # ticket (if its rule says so) is the province operator's.
     scope_code = labels.get("instance") or labels.get("job") or "province"
-    return _Identity(None, _KIND.sub("_", scope_code.lower())[:64], kind, None, None, None)
+    return _Identity(ProblemScope.PROVINCE, _KIND.sub("_", scope_code.lower())[:64], kind, None, None, None)
 
 
 def _stale(alert: AmAlert, seen: AlertmanagerAlert | None) -> bool:
@@ -250,7 +249,7 @@ def _open(
         if problem is None:
             problem = AlertProblem(
                 key=identity.key,
-                scope=identity.scope.value if identity.scope else "province",
+                scope=identity.scope.value,
                 scope_code=identity.code,
                 kind=identity.kind,
                 source=ProblemSource.ALERTMANAGER.value,
@@ -267,7 +266,7 @@ def _open(
             )
             session.add(problem)
             result.opened.append(identity.key)
-        if identity.scope is not None and rules.rule(identity.kind).ticket:
+        if rules.rule(identity.kind).ticket:
             reports.append(
                 (
                     problem,

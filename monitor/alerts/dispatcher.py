@@ -522,7 +522,7 @@ class Dispatcher:
             commune_code=problem.commune_code,
             description=_stored("Thiết bị: {members}").format(members=members) if members else "",
             priority=Priority(problem.priority),
-            source=TicketSource.AUTO if problem.source == ProblemSource.HEALTH else TicketSource.ALERTMANAGER,
+            source=TicketSource.ALERTMANAGER if problem.source == ProblemSource.ALERTMANAGER else TicketSource.AUTO,
             occurred_at=problem.started_at,
         )
 
@@ -570,15 +570,17 @@ class Dispatcher:
             begin_write(session.connection())
             # Alertmanager's first: it takes the receiver's lock before any ticket row, as deliveries do.
             expired = self._reconcile_alertmanager(session, now)
+            # The service's own problems (an unheld shard: monitor.alerts.collector_watch) always have a ticket,
+            # an `auto` one like health's: left out of here, reconciliation would resolve it as gone.
             active = {
                 p.key: p
                 for p in session.exec(
                     select(AlertProblem).where(
                         AlertProblem.status == ProblemStatus.ACTIVE.value,
-                        AlertProblem.source == ProblemSource.HEALTH.value,
+                        col(AlertProblem.source).in_([ProblemSource.HEALTH.value, ProblemSource.SERVICE.value]),
                     )
                 )
-                if self.rules.rule(p.kind).ticket
+                if p.source == ProblemSource.SERVICE or self.rules.rule(p.kind).ticket
             }
             result = reconcile(
                 set(active),

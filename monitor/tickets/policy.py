@@ -8,7 +8,8 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from types import MappingProxyType
 
-from monitor.tickets.sla import SlaPolicy
+from monitor.config import Settings
+from monitor.tickets.sla import CalendarKind, SlaPolicy
 
 MIB = 1024 * 1024
 _PREFIX = re.compile(r"^[A-Z]{1,8}$")
@@ -45,3 +46,16 @@ class TicketPolicy:
         if self.attachment_max_bytes <= 0:
             raise ValueError("the attachment size limit must be positive")
         object.__setattr__(self, "routing_overrides", MappingProxyType(dict(self.routing_overrides)))
+
+
+def policy_from_settings(settings: Settings) -> TicketPolicy:
+    """A deployment's ticket behaviour from its settings: prefix, reopen window, close delay, automatic
+    resolution, SLA calendar (`monitor.policies` builds it here, and so does whoever opens tickets alone)."""
+    calendar = CalendarKind.WORKING_HOURS if settings.tickets_working_hours else CalendarKind.TWENTY_FOUR_SEVEN
+    return TicketPolicy(
+        sla=SlaPolicy(calendar=calendar),
+        reopen_window=timedelta(hours=settings.tickets_reopen_window_h),
+        close_delay=timedelta(hours=settings.tickets_close_delay_h),
+        auto_resolve=settings.tickets_auto_resolve,
+        province_prefix=settings.province_prefix,
+    )

@@ -116,6 +116,8 @@ def _where(notice: Notice, language: str) -> str:
         return f"{one_line(event.scope_code)} ({', '.join(places)})" if places else one_line(event.scope_code)
     if event.scope is ProblemScope.COMMUNE:
         return ", ".join(places) or one_line(event.scope_code)
+    if event.scope is ProblemScope.PROVINCE:
+        return _gettext(language)(N_("toàn tỉnh"))
     return notice.district or one_line(event.scope_code) or _gettext(language)(N_("toàn tỉnh"))
 
 
@@ -142,6 +144,7 @@ def render_event(notice: Notice, language: str | None = None, *, tz: ZoneInfo = 
         ProblemScope.DEVICE: _("Thiết bị {code}").format(code=one_line(event.scope_code)),
         ProblemScope.COMMUNE: _("Toàn xã ({count} thiết bị)").format(count=len(event.members)),
         ProblemScope.DISTRICT: _("Toàn huyện ({count} thiết bị)").format(count=len(event.members)),
+        ProblemScope.PROVINCE: _("Toàn tỉnh"),
     }[event.scope]
     lines = [f"{event.kind.label(language)} – {event.priority.label(language)}"]
     if one_line(event.title):
