@@ -342,3 +342,13 @@ def test_concurrent_duplicate_deliveries_all_succeed_with_one_ticket(am_settings
         thread.join(30)
     assert errors == []
     assert tickets(province) == [("device:06613-CL01:clustersilent", "new", "alertmanager")]
+
+
+def test_prometheus_alert_of_unheld_shards_opens_no_second_ticket(client: TestClient, province: Engine) -> None:
+    """The service opens the unheld shards' ticket itself (monitor.alerts.collector_watch): Prometheus' alert for
+    the same outage is a problem to see, not a second ticket."""
+    unheld = payload("firing", T0, fingerprint="5ha4d", device="", alertname="FleetCollectorShardsUnheld", job="web")
+    assert client.post("/api/v1/integrations/alertmanager", json=unheld).json()["opened"] == [
+        "province:web:fleetcollectorshardsunheld"
+    ]
+    assert tickets(province) == []
