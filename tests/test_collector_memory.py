@@ -11,12 +11,15 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 from sqlalchemy.engine import Engine
+from sqlmodel import Session, col, select
 
 from monitor.collectors.profiles import load_profiles
 from monitor.collectors.runner import Collector, same_targets_kept
 from monitor.collectors.target import PollTarget
 from monitor.config import Settings, load_settings
+from monitor.inventory.models import Device
 from monitor.sealing import Unopened
 from monitor.simulator import Simulator
 from monitor.simulator.source import devices_from_inventory
@@ -109,3 +112,25 @@ def test_a_refresh_keeps_unchanged_targets_and_takes_new_and_changed_ones() -> N
     assert kept == loaded
     assert kept[0] is first[0]
     assert [kept[i] is loaded[i] for i in (1, 2, 3)] == [True, True, True]
+
+
+def test_a_refresh_reads_rows_not_device_objects_and_gets_the_same_targets(
+    province: Engine, collector_settings: Settings
+) -> None:
+    _polled_fleet(province, free_port(), free_port())
+    collector = Collector(collector_settings, province, registry=load_profiles())
+    loaded: list[object] = []
+
+    def count(target: object, _context: object) -> None:
+        loaded.append(target)
+
+    sa.event.listen(Device, "load", count)
+    try:
+        targets = collector._load_targets()
+    finally:
+        sa.event.remove(Device, "load", count)
+
+    assert loaded == [], "a refresh built ORM objects of the whole inventory"
+    with Session(province) as session:
+        devices = session.exec(select(Device).where(col(Device.active).is_(True)).order_by(col(Device.id)))
+        assert targets == [PollTarget.from_device(d) for d in devices]
