@@ -69,7 +69,8 @@ from tests.postgres import PostgresServer  # noqa: E402
 OFFICER = "caoloc"  # Cán bộ phụ trách Cao Lộc (district 183), from monitor.auth.cast
 QUEUE = "/api/v1/tickets?limit=50"
 WARMUP_S = 3
-PG_THREADS = 8  # the service's default web_threads on PostgreSQL (monitor/config.py)
+DEFAULT_PG_THREADS = 4  # the service's default web_threads on PostgreSQL (monitor/config.py)
+PG_THREADS = DEFAULT_PG_THREADS  # `--threads`
 TARGET_RPS, TARGET_P99_MS = 1000.0, 50.0
 PY_SPY = ("py-spy", "/tmp/tools/bin/py-spy")
 _TICKS = os.sysconf("SC_CLK_TCK")
@@ -114,6 +115,9 @@ def start_database(folder: Path, tickets: int) -> tuple[PostgresServer, str]:
     if marker.exists() and json.loads(marker.read_text()).get("tickets") == tickets:
         log(f"reusing the database in {folder}")
         server = PostgresServer(folder).start_again()
+        kept = make_engine(load_settings(database_url=server.url("bench")))
+        upgrade(kept)  # kept by an older checkout: brought to this code's migrations
+        kept.dispose()
         return server, server.url("bench")
     if (folder / "data").exists():
         shutil.rmtree(folder / "data")
@@ -222,6 +226,8 @@ class Service:
         }
         if client_max_active is not None:
             env["MONITOR_WEB_CLIENT_MAX_ACTIVE"] = str(client_max_active)
+        if PG_THREADS != DEFAULT_PG_THREADS:
+            env["MONITOR_WEB_THREADS"] = str(PG_THREADS)
         self.log_path = folder / f"serve-{workers}-{self.client_max_active}.log"
         with self.log_path.open("wb") as out:
             command = [sys.executable, "-m", "monitor", "serve", "--no-dispatcher", "--workers", str(workers)]
@@ -410,11 +416,14 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=50)
     parser.add_argument("--duration", type=int, default=10, help="seconds of each measured wrk run")
     parser.add_argument("--workers", type=int, default=2, help="web processes of the measured configuration")
+    parser.add_argument("--threads", type=int, default=DEFAULT_PG_THREADS, help="MONITOR_WEB_THREADS of each worker")
     parser.add_argument("--keep", type=Path, help="build the database in this folder and keep it; reuse it if there")
     parser.add_argument("--profile", action="store_true", help="then sample the workers with py-spy")
     parser.add_argument("--no-references", action="store_true", help="the measured run alone (a quick look)")
     parser.add_argument("--json", type=Path, help="write the figures to this file")
     args = parser.parse_args()
+    global PG_THREADS
+    PG_THREADS = args.threads
     if shutil.which("wrk") is None:
         sys.exit("wrk not found: apt-get install -y wrk (make bench installs it)")
 

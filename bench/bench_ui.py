@@ -216,6 +216,9 @@ def main() -> None:
         if args.keep is not None and (folder / "ui.db").exists():
             log(f"reusing {folder / 'ui.db'}")
             url = f"sqlite:///{folder / 'ui.db'}"
+            kept = make_engine(load_settings(database_url=url))
+            upgrade(kept)  # kept by an older checkout: brought to this code's migrations
+            kept.dispose()
         else:
             what = "the demo's province and its year" if args.devices is None else f"{args.devices:,} devices"
             log("building " + what)

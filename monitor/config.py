@@ -106,9 +106,11 @@ class Settings(BaseSettings):
     # --- the web process under load and abuse ---
     # Few threads: CPython runs one at a time, and every SQLite call hands the interpreter lock over, so on
     # SQLite more threads cost more CPU per request (bench/bench_api.py: 1 thread 3.7 ms, 8 threads 5.8 ms, 40
-    # threads 6.4 ms for a district's queue under 50 clients). PostgreSQL waits on the network: more help.
+    # threads 6.4 ms for a district's queue under 50 clients). PostgreSQL waits on the network, so a few more
+    # help, but not many: its queue under 50 clients did 306-319 req/s with 8 threads a worker, 357-375 with 4,
+    # 4.7-4.9 ms of CPU a request against 4.3-4.5 (bench/bench_api_pg.py --threads, alternating runs).
     web_threads: int | None = Field(
-        default=None, ge=1, le=1000, description="threads for the requests' database work (default: SQLite 2, else 8)"
+        default=None, ge=1, le=1000, description="threads for the requests' database work (default: SQLite 2, else 4)"
     )
     web_workers: int = Field(
         default=1,
@@ -357,7 +359,7 @@ class Settings(BaseSettings):
     def effective_web_threads(self) -> int:
         if self.web_threads is not None:
             return self.web_threads
-        return 2 if self.effective_database_url.startswith("sqlite") else 8
+        return 2 if self.effective_database_url.startswith("sqlite") else 4
 
     @property
     def effective_client_max_active(self) -> int:
