@@ -87,7 +87,7 @@ def test_catching_up_polls_now_only_the_targets_whose_slot_came_round_within_the
 
         scheduler: SlotScheduler[Target] = SlotScheduler(poll, slots_per_interval=60)
         now = time.time()
-        late = scheduler.catch_up(targets, within_s=60, spread_s=0.2)
+        late = scheduler.catch_up(targets, within_s=60)  # ~60 late: started at CATCH_UP_RATE, within 0.2 s
         await asyncio.sleep(0.5)
         step = interval / 60
         expected = set()
