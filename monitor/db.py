@@ -123,6 +123,17 @@ def begin_write(connection: Connection) -> None:
         connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
+def begin_exclusive(connection: Connection, lock_key: int) -> None:
+    """Make the current transaction the only one holding `lock_key` until it ends: a writer now on SQLite
+    (`begin_write`: one writer at a time already), a transaction-level advisory lock on PostgreSQL.
+
+    For work that reads, then inserts what it did not find (a webhook delivery, a watch of the collectors'
+    pool): two processes doing it at once would both insert."""
+    begin_write(connection)
+    if connection.dialect.name == "postgresql":
+        connection.execute(sa.select(sa.func.pg_advisory_xact_lock(lock_key)))
+
+
 # --- migrations ---------------------------------------------------------------------------------
 
 

@@ -21,14 +21,13 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-import sqlalchemy as sa
 from pydantic import BaseModel, ConfigDict, Field
 from sqlmodel import Session, col, select
 
 from monitor.alerts.choices import ProblemSource, ProblemStatus
 from monitor.alerts.models import AlertmanagerAlert, AlertProblem
 from monitor.alerts.rules import AlertRules
-from monitor.db import begin_write
+from monitor.db import begin_exclusive
 from monitor.inventory.models import Commune, Device, District
 from monitor.priority import Priority
 from monitor.tickets.choices import ProblemScope, TicketSource, problem_key
@@ -174,10 +173,7 @@ def receive(
 
 def _one_at_a_time(session: Session) -> None:
     """Make this transaction the only one changing Alertmanager's alerts until it ends."""
-    connection = session.connection()
-    begin_write(connection)
-    if connection.dialect.name == "postgresql":
-        connection.execute(sa.select(sa.func.pg_advisory_xact_lock(RECEIVER_LOCK)))
+    begin_exclusive(session.connection(), RECEIVER_LOCK)
 
 
 def expire_stale(

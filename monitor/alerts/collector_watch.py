@@ -27,7 +27,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
@@ -35,7 +34,7 @@ from monitor.alerts.choices import ProblemSource, ProblemStatus
 from monitor.alerts.models import AlertProblem
 from monitor.alerts.notify import ProblemEvent, ProblemEventKind, enqueue_many, event_from_problem
 from monitor.config import Settings
-from monitor.db import begin_write, session_scope
+from monitor.db import begin_exclusive, session_scope
 from monitor.health.leases import unheld_shards
 from monitor.health.store import HealthStore, policy_from_settings
 from monitor.priority import Priority
@@ -81,14 +80,6 @@ def _report(problem: AlertProblem) -> ProblemReport:
     )
 
 
-def _one_watcher_at_a_time(session: Session) -> None:
-    """Make this transaction the only look at the pool until it ends (see the module docstring)."""
-    connection = session.connection()
-    begin_write(connection)
-    if connection.dialect.name == "postgresql":
-        connection.execute(sa.select(sa.func.pg_advisory_xact_lock(WATCH_LOCK)))
-
-
 def watch_shards(
     engine: Engine,
     settings: Settings,
@@ -110,7 +101,7 @@ def watch_shards(
     policy = ticket_policy or ticket_policy_from_settings(settings)
     events: list[ProblemEvent] = []
     with session_scope(engine) as session:
-        _one_watcher_at_a_time(session)
+        begin_exclusive(session.connection(), WATCH_LOCK)  # one look at a time (the module docstring)
         problem = unheld_problem(session)
         details: dict[str, Any] = {"shards": unheld, "shard_count": shard_count}
         if unheld and problem is None:
