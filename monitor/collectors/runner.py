@@ -371,14 +371,10 @@ class Collector:
         if not claimed or self.pool is None:
             return
         count = self.pool.leases.shard_count
-        taken = [t for t in self.scheduler_targets() if shard_of(t.device_id, count) in claimed]
+        taken = [t for t in self._by_code.values() if shard_of(t.device_id, count) in claimed]  # the polled ones
         late = self.scheduler.catch_up(taken, within_s=2.5 * self.pool.leases.lease_s)
         if late:
             log.info("polling now %d devices of the shards just taken over, missed while nobody held them", late)
-
-    def scheduler_targets(self) -> list[PollTarget]:
-        """The polled targets of the shards held now."""
-        return [t for t in self._targets if t.protocol in (Protocol.HTTP, Protocol.SNMP) and self._polls(t.device_id)]
 
     async def _push_role(self) -> None:
         if self._owns_push_devices and self.mqtt is None and self.mqtt_url:
