@@ -16,7 +16,7 @@ from monitor.web.bodies import api_router
 router = api_router(tags=["service"])
 
 
-async def get_exporter(request: Request) -> MetricsExporter:
+def get_exporter(request: Request) -> MetricsExporter:
     exporter: MetricsExporter = request.app.state.metrics
     return exporter
 
@@ -27,5 +27,5 @@ async def metrics(request: Request) -> Response:
     token = request.app.state.settings.metrics_token
     if not scrape_allowed(token.get_secret_value() if token else None, request.headers.get("authorization", "")):
         return Response(UNAUTHORIZED_BODY, status_code=401, headers=UNAUTHORIZED_HEADERS)
-    answer = await (await get_exporter(request)).respond(request.headers.get("accept-encoding", ""))
+    answer = await get_exporter(request).respond(request.headers.get("accept-encoding", ""))
     return Response(answer.body, headers=dict(answer.headers))

@@ -50,9 +50,14 @@ class Line:
 
 # The pages' own statements, built once (building and keying a statement per request costs more than running
 # it), over the tables' columns and run on the session's connection: rows, no ORM objects to build.
-_MODELS = (Ticket, Device, DeviceHealthRow, Commune, District, User)
-_TABLES = [cast(sa.Table, sa.inspect(model).local_table) for model in _MODELS]
-_t, _d, _h, _c, _di, _u = (table.c for table in _TABLES)
+def _table(model: Any) -> sa.Table:
+    return cast(sa.Table, sa.inspect(model).local_table)
+
+
+_TICKET_T, _DEVICE_T, _HEALTH_T, _COMMUNE_T, _DISTRICT_T, _USER_T = map(
+    _table, (Ticket, Device, DeviceHealthRow, Commune, District, User)
+)
+_t, _d, _h, _c, _di, _u = _TICKET_T.c, _DEVICE_T.c, _HEALTH_T.c, _COMMUNE_T.c, _DISTRICT_T.c, _USER_T.c
 # The names of the communes and people of a page of tickets; the people and districts of the selects.
 _COMMUNE_NAMES = sa.select(_c.code, _c.name).where(_c.code.in_(sa.bindparam("codes", expanding=True)))
 _USER_NAMES = sa.select(_u.id, _u.full_name, _u.username).where(_u.id.in_(sa.bindparam("ids", expanding=True)))
@@ -212,12 +217,12 @@ _AROUND = (
         _u.full_name,
         _u.username,
     )
-    .select_from(_TABLES[0])
-    .outerjoin(_TABLES[1], _d.id == _t.device_id)
-    .outerjoin(_TABLES[2], _h.device_id == _t.device_id)
-    .outerjoin(_TABLES[3], _c.code == _t.commune_code)
-    .outerjoin(_TABLES[4], _di.code == _t.district_code)
-    .outerjoin(_TABLES[5], _u.id == _t.assignee_id)
+    .select_from(_TICKET_T)
+    .outerjoin(_DEVICE_T, _d.id == _t.device_id)
+    .outerjoin(_HEALTH_T, _h.device_id == _t.device_id)
+    .outerjoin(_COMMUNE_T, _c.code == _t.commune_code)
+    .outerjoin(_DISTRICT_T, _di.code == _t.district_code)
+    .outerjoin(_USER_T, _u.id == _t.assignee_id)
     .where(_t.id == sa.bindparam("ticket_id"))
 )
 
@@ -260,7 +265,7 @@ def ticket_page(request: Request, ticket: VisibleTicket, principal: PagePrincipa
             "health": health,
             "commune_name": around.commune_name or "",
             "district_name": around.district_name or "",
-            "assignee_name": (around.full_name or around.username or "") if ticket.assignee_id is not None else "",
+            "assignee_name": around.full_name or around.username or "",  # the outer join: None when unassigned
             "actions": allowed_actions(ticket.status) if can_work else [],
             "timeline": _timeline(session, ticket),
             "attachments": service.attachments_of(ticket, session=session),
