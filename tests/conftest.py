@@ -119,6 +119,19 @@ def province(engine: Engine) -> Engine:
 
 
 @pytest.fixture
+def collector_settings(province: Engine, tmp_path: Path) -> Settings:
+    """A collector's settings on `province`, with short poll timeouts (the simulator answers on loopback)."""
+    return load_settings(
+        database_url=province.url.render_as_string(hide_password=False),
+        secret_key=TEST_SECRET,
+        data_dir=tmp_path,
+        http_timeout_s=1.0,
+        snmp_timeout_s=0.5,
+        snmp_retries=0,
+    )
+
+
+@pytest.fixture
 def session(province: Engine) -> Iterator[Session]:
     with Session(province, expire_on_commit=False) as session:
         yield session

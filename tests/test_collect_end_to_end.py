@@ -5,15 +5,13 @@ from __future__ import annotations
 
 import asyncio
 from datetime import date
-from pathlib import Path
 
-import pytest
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from monitor.collectors.profiles import load_profiles
 from monitor.collectors.runner import Collector
-from monitor.config import Settings, load_settings
+from monitor.config import Settings
 from monitor.db import session_scope
 from monitor.health.models import DeviceHealthRow, StateChange
 from monitor.inventory.choices import Protocol
@@ -23,7 +21,6 @@ from monitor.inventory.models import Commune, Device
 from monitor.inventory.service import apply_fleet_rows
 from monitor.simulator import Simulator
 from monitor.simulator.source import devices_from_inventory
-from tests.conftest import TEST_SECRET
 from tests.peers import free_port
 
 
@@ -53,20 +50,8 @@ def states(engine: Engine) -> dict[str, tuple[str, list[str]]]:
         return {code: (state, faults) for code, state, faults in rows}
 
 
-@pytest.fixture
-def settings_for(province: Engine, tmp_path: Path) -> Settings:
-    return load_settings(
-        database_url=province.url.render_as_string(hide_password=False),
-        secret_key=TEST_SECRET,
-        data_dir=tmp_path,
-        http_timeout_s=1.0,
-        snmp_timeout_s=0.5,
-        snmp_retries=0,
-    )
-
-
 def test_the_collector_hears_the_simulated_fleet_and_confirms_before_declaring(
-    province: Engine, settings_for: Settings
+    province: Engine, collector_settings: Settings
 ) -> None:
     http_port, snmp_port = free_port(), free_port()
     codes = _polled_fleet(province, http_port, snmp_port)
@@ -74,14 +59,14 @@ def test_the_collector_hears_the_simulated_fleet_and_confirms_before_declaring(
 
     async def scenario() -> None:
         simulator = Simulator(
-            devices_from_inventory(settings_for),
+            devices_from_inventory(collector_settings),
             seed=5,
             http_port=http_port,
             snmp_port=snmp_port,
             snmp_v3_port=0,
             control_port=0,
         )
-        collector = Collector(settings_for, province, registry=load_profiles(), refresh_s=3600, flush_s=3600)
+        collector = Collector(collector_settings, province, registry=load_profiles(), refresh_s=3600, flush_s=3600)
 
         async def sweep() -> dict[str, tuple[str, list[str]]]:
             await collector.scheduler.poll_all_now()
@@ -128,14 +113,14 @@ def test_the_collector_hears_the_simulated_fleet_and_confirms_before_declaring(
 
 
 def test_when_every_device_fails_at_once_the_collector_blames_its_own_network(
-    province: Engine, settings_for: Settings
+    province: Engine, collector_settings: Settings
 ) -> None:
     http_port, snmp_port = free_port(), free_port()
     codes = _polled_fleet(province, http_port, snmp_port)
 
     async def scenario() -> tuple[bool, dict[str, tuple[str, list[str]]]]:
         # No simulator at all: every poll fails, as when the collector's uplink is cut.
-        collector = Collector(settings_for, province, registry=load_profiles(), refresh_s=3600, flush_s=3600)
+        collector = Collector(collector_settings, province, registry=load_profiles(), refresh_s=3600, flush_s=3600)
         collector.guard.minimum_attempted = len(codes)
         await collector.start()
         try:
@@ -158,7 +143,7 @@ def errors(engine: Engine) -> dict[str, str | None]:
 
 
 def test_a_device_that_goes_dark_gets_one_ticket_that_resolves_and_reopens_within_a_day(
-    province: Engine, settings_for: Settings
+    province: Engine, collector_settings: Settings
 ) -> None:
     """The whole chain over real sockets: simulator -> collector -> health -> dispatcher -> ticket."""
     from datetime import timedelta
@@ -178,14 +163,14 @@ def test_a_device_that_goes_dark_gets_one_ticket_that_resolves_and_reopens_withi
 
     async def scenario() -> None:
         simulator = Simulator(
-            devices_from_inventory(settings_for),
+            devices_from_inventory(collector_settings),
             seed=5,
             http_port=http_port,
             snmp_port=snmp_port,
             snmp_v3_port=0,
             control_port=0,
         )
-        collector = Collector(settings_for, province, registry=load_profiles(), refresh_s=3600, flush_s=3600)
+        collector = Collector(collector_settings, province, registry=load_profiles(), refresh_s=3600, flush_s=3600)
 
         async def sweeps(n: int) -> None:
             for _ in range(n):

@@ -8,7 +8,6 @@ import gc
 import weakref
 from collections.abc import Iterator
 from dataclasses import replace
-from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -18,26 +17,13 @@ from sqlmodel import Session, col, select
 from monitor.collectors.profiles import load_profiles
 from monitor.collectors.runner import Collector, same_targets_kept
 from monitor.collectors.target import PollTarget
-from monitor.config import Settings, load_settings
+from monitor.config import Settings
 from monitor.inventory.models import Device
 from monitor.sealing import Unopened
 from monitor.simulator import Simulator
 from monitor.simulator.source import devices_from_inventory
-from tests.conftest import TEST_SECRET
 from tests.peers import free_port
 from tests.test_collect_end_to_end import _polled_fleet
-
-
-@pytest.fixture
-def collector_settings(province: Engine, tmp_path: Path) -> Settings:
-    return load_settings(
-        database_url=province.url.render_as_string(hide_password=False),
-        secret_key=TEST_SECRET,
-        data_dir=tmp_path,
-        http_timeout_s=1.0,
-        snmp_timeout_s=0.5,
-        snmp_retries=0,
-    )
 
 
 @pytest.fixture(autouse=True)
