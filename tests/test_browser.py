@@ -240,9 +240,12 @@ def test_a_technician_works_a_ticket_on_a_phone_even_offline(
     page.click("text=Gửi bình luận")
     page.wait_for_selector("#outbox:not([hidden])", timeout=5_000)
     assert "Không có mạng" in page.inner_text("#messages")
+    # Back online, Chromium fires "online" itself: the page sends what waits, then reloads (dispatching the
+    # event from the test as well raced that reload: "execution context was destroyed"). Had the event been
+    # missed, the page's 20 s retry sends it: hence the wait longer than that.
     visit.context.set_offline(False)
-    page.evaluate("window.dispatchEvent(new Event('online'))")
-    page.wait_for_selector("text=Gửi khi có sóng", timeout=15_000)
+    page.wait_for_selector("text=Gửi khi có sóng", timeout=30_000)
+    page.wait_for_load_state("load")
     page.evaluate("window.monitorOutbox.flush()")  # a second send of anything left must change nothing
     page = visit.open(f"/tickets/{code}")
     visit.act("button[value=start]", ".badges", "Đang xử lý")
