@@ -200,7 +200,9 @@ def test_three_collectors_share_take_over_and_fence(pool: Pool) -> None:
     pool.collectors["c1"].kill()
     after_kill = pool.record_until(lambda s: _all_held_by(s, {"c2", "c3"}), 2 * LEASE_S + 2, "c1's shards taken over")
     takeover_s = after_kill.at - killed_at
-    assert takeover_s <= 2 * LEASE_S + 1.5
+    # The issue asks for two leases; the survivors' rounds are set just after the dead one's lease lapses, so
+    # within one lease and a little (the history is sampled every 0.25 s).
+    assert takeover_s <= LEASE_S + 1.0, takeover_s
     for shard in c1_shards:
         assert after_kill.owners[shard][1] > shared.owners[shard][1]  # a new epoch
     moved = [i for i in pool.device_ids if i % SHARDS in c1_shards]

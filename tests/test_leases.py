@@ -78,6 +78,22 @@ def test_three_collectors_share_the_shards_disjointly(pg: Engine) -> None:
             assert rows[shard]["owner"] == m.name and rows[shard]["epoch"] == epoch and rows[shard]["current"]
 
 
+def test_a_round_says_when_the_next_lease_of_another_collector_lapses(pg: Engine) -> None:
+    """The keeper's next round is set just after that moment (a dead collector's shards are taken when its
+    lease ends): the round reports it by the database's clock, and nothing for a collector alone."""
+    a, b = member(pg, "a", lease_s=3.0), member(pg, "b", lease_s=3.0)
+    assert a.round().next_lapse_s is None  # alone: nobody else's lease to wait for
+    b.round()
+    lapse = a.round().next_lapse_s
+    assert lapse is not None and 2.0 < lapse <= 3.0, lapse  # b renewed just before, for 3 s
+    time.sleep(1.0)  # b stops renewing: its lease comes nearer
+    later = a.round().next_lapse_s
+    assert later is not None and later < lapse - 0.8, (lapse, later)
+    time.sleep(later + 0.1)
+    taken = a.round()  # just after the lapse: b's shards are a's now
+    assert a.held.shards == frozenset(range(SHARD_COUNT)) and taken.claimed and taken.next_lapse_s is None
+
+
 def test_a_lapsed_collectors_shards_are_taken_over_with_a_new_epoch_and_its_writes_are_refused(pg: Engine) -> None:
     with session_scope(pg) as session:
         init_province(session, load_units("lang-son", "2020"))

@@ -72,7 +72,8 @@ def test_replacing_the_targets_adds_and_removes_jobs() -> None:
 
 def test_catching_up_polls_now_only_the_targets_whose_slot_came_round_within_the_window() -> None:
     """Shards taken over from a collector that stopped: the devices whose slot passed while nobody held them are
-    polled at once; the others wait for their slot (the same, epoch-aligned, on every collector)."""
+    polled at once, the longest overdue first; the others wait for their slot (the same, epoch-aligned, on every
+    collector)."""
     import math
     import time
 
@@ -81,9 +82,11 @@ def test_catching_up_polls_now_only_the_targets_whose_slot_came_round_within_the
 
     async def scenario() -> tuple[set[str], set[str]]:
         polled: set[str] = set()
+        order: list[str] = []
 
         async def poll(target: Target) -> None:
             polled.add(target.code)
+            order.append(target.code)
 
         scheduler: SlotScheduler[Target] = SlotScheduler(poll, slots_per_interval=60)
         now = time.time()
@@ -91,12 +94,14 @@ def test_catching_up_polls_now_only_the_targets_whose_slot_came_round_within_the
         await asyncio.sleep(0.5)
         step = interval / 60
         expected = set()
+        dues: dict[str, float] = {}
         for target in targets:
             phase = slot_of(target.code, 60) * step
-            due = math.floor((now - phase) / interval) * interval + phase
+            dues[target.code] = due = math.floor((now - phase) / interval) * interval + phase
             if now - due <= 60:
                 expected.add(target.code)
         assert late == len(polled)
+        assert [dues[code] for code in order] == sorted(dues[code] for code in order)  # the longest overdue first
         return polled, expected
 
     polled, expected = asyncio.run(scenario())

@@ -58,6 +58,7 @@ from monitor.inventory.models import Device
 log = logging.getLogger(__name__)
 BLIND_WINDOW_S = 60.0
 MAX_HELD = 200_000  # observations kept while the database is away (~2 min of 100,000 devices; ~60 MB)
+LAPSE_MARGIN_S = 0.25  # a lease round this long after another collector's lease lapses (the clocks' step)
 TARGETS_BATCH = 5_000  # inventory rows read at a time at a refresh (a server-side cursor on PostgreSQL)
 #: What a `PollTarget` is made of, in its fields' order.
 TARGET_COLUMNS = (
@@ -144,9 +145,10 @@ def in_shard(device_id: int, shard: tuple[int, int]) -> bool:
 class PoolMember:
     """A collector's place in the pool of leased shards (`monitor.health.leases`): which shards it polls now.
 
-    The keeper runs a lease round every third of the lease; what it holds afterwards is what the collector
-    polls. A round that fails (the database away) drops every shard at once: the collector cannot be sure
-    of any, and another collector may take them once their leases lapse.
+    The keeper runs a lease round every third of the lease, or sooner: just after another collector's lease
+    lapses (`next_round_s`); what it holds afterwards is what the collector polls. A round that fails (the
+    database away) drops every shard at once: the collector cannot be sure of any, and another collector may
+    take them once their leases lapse.
     """
 
     def __init__(self, leases: Leases) -> None:
@@ -155,6 +157,14 @@ class PoolMember:
         self.shards_lost = 0
         self.shards_claimed = 0
         self.last_claimed: frozenset[int] = frozenset()  # claimed by the latest round
+        self.next_lapse_s: float | None = None  # another collector's earliest lease, as the latest round saw it
+
+    def next_round_s(self) -> float:
+        """Seconds until the next round: a third of the lease, or just after another's lease lapses if sooner."""
+        every = self.leases.lease_s / 3
+        if self.next_lapse_s is None:
+            return every
+        return min(every, self.next_lapse_s + LAPSE_MARGIN_S)
 
     @property
     def epochs(self) -> dict[int, int]:
@@ -181,6 +191,7 @@ class PoolMember:
             raise
         finally:
             changed = self.leases.held.shards != before
+        self.next_lapse_s = done.next_lapse_s
         self.shards_lost += len(done.lost)
         self.shards_claimed += len(done.claimed)
         self.last_claimed = frozenset(done.claimed)
@@ -566,6 +577,19 @@ class Collector:
             else:
                 failures.worked()
 
+    async def _keep_leases(self) -> None:
+        assert self.pool is not None
+        failures = FailureReport(log, "renewing leases", self.pool.leases.lease_s / 3)
+        while True:
+            await asyncio.sleep(self.pool.next_round_s())
+            try:
+                await self._lease_round()
+            except Exception as exc:
+                self.pool.next_lapse_s = None
+                failures.failed(exc)
+            else:
+                failures.worked()
+
     # --- life -------------------------------------------------------------------------------------
 
     async def start(self) -> None:
@@ -596,10 +620,7 @@ class Collector:
             asyncio.create_task(self._every(self.refresh_s, self.refresh, "reading the inventory"), name="refresh"),
         ]
         if self.pool is not None:
-            every = self.pool.leases.lease_s / 3
-            self._tasks.append(
-                asyncio.create_task(self._every(every, self._lease_round, "renewing leases"), name="leases")
-            )
+            self._tasks.append(asyncio.create_task(self._keep_leases(), name="leases"))
 
     def _start_mqtt(self) -> None:
         if self.mqtt_url:

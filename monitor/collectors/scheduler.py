@@ -222,18 +222,19 @@ class SlotScheduler(Generic[T]):
         seconds (taken over from a collector that stopped: nobody polled them at their time); returns how many.
 
         The others keep their slot: every collector places a device on the same epoch-aligned slot. Without
-        `spread_s`, the polls start at CATCH_UP_RATE a second (within 0.2-5 s): they are already late, by the
-        time the shard had no holder (the soak at 100,000 devices: a fixed 5 s spread put their worst gap
-        at 320 s for a 300 s interval and a 15 s lease).
+        `spread_s`, the polls start at CATCH_UP_RATE a second (within 0.2-5 s), the longest overdue first: they
+        are already late, by the time the shard had no holder (the soak at 100,000 devices: a fixed 5 s spread
+        put their worst gap at 320 s for a 300 s interval and a 15 s lease).
         """
         now = time.time()
-        late: list[T] = []
-        for target in targets:
+        lateness: list[tuple[float, int, T]] = []
+        for index, target in enumerate(targets):
             interval_s = target.interval_s
             phase = slot_of(target.code, self._slots(interval_s)) * interval_s / self._slots(interval_s)
             last_due = math.floor((now - phase) / interval_s) * interval_s + phase
             if now - last_due <= within_s:
-                late.append(target)
+                lateness.append((last_due, index, target))
+        late = [target for _due, _index, target in sorted(lateness)]  # the latest first: their gap is the longest
         if late:
             spread = spread_s if spread_s is not None else min(5.0, max(0.2, len(late) / CATCH_UP_RATE))
             pacer = asyncio.get_running_loop().create_task(self._start_paced(late, spread), name="catch-up")

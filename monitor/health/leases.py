@@ -133,12 +133,14 @@ class LeaseRound:
     claimed: tuple[int, ...]
     released: tuple[int, ...]
     members: int
+    next_lapse_s: float | None = None  # until the earliest lease of another collector lapses, by the database's clock
 
 
 class Leases:
     """One collector's side of the pool: register, renew what it holds, claim its share, give back the excess.
 
-    `round()` is one step, run every third of the lease; it returns what it holds afterwards. It raises if
+    `round()` is one step, run every third of the lease (and just after another collector's lease lapses,
+    `LeaseRound.next_lapse_s`); it returns what it holds afterwards. It raises if
     the database cannot be reached: the caller then drops every shard at once (it can no longer be sure of
     any), and calls `round()` again later.
     """
@@ -163,12 +165,13 @@ class Leases:
                 for shard in released:
                     kept.pop(shard, None)
             claimed = self._claim(connection, share - len(kept)) if len(kept) < share else {}
+            next_lapse_s = self._next_lapse_s(connection)
         held = {**kept, **claimed}
         self.held = Held(held)
         lost = tuple(sorted(set(before) - set(kept) - set(released)))
         if lost:
             log.error("lost the lease of shards %s (another collector took them, or a renewal came too late)", lost)
-        return LeaseRound(held, lost, tuple(sorted(claimed)), tuple(released), members)
+        return LeaseRound(held, lost, tuple(sorted(claimed)), tuple(released), members, next_lapse_s)
 
     def drop_all(self) -> None:
         """Forget every shard held (the database could not be reached: none of them is sure any more)."""
@@ -231,6 +234,23 @@ class Leases:
             .returning(SHARDS.c.shard, SHARDS.c.epoch)
         )
         return {row.shard: row.epoch for row in claimed}
+
+    def _next_lapse_s(self, connection: Connection) -> float | None:
+        """Seconds until the earliest registration or shard lease of another collector lapses (None: none held).
+
+        A live collector renews every third of its lease, so its leases stay at least two thirds of a lease
+        ahead; one that comes within a renewal period of lapsing has stopped renewing, and the keeper's next
+        round is set just after that moment: the dead collector's shards are taken when its lease ends, not up
+        to a renewal period later (the soak's takeovers took 13-20 s with a 15 s lease).
+        """
+        others = sa.and_(SHARDS.c.owner.is_not(None), SHARDS.c.owner != self.name, SHARDS.c.expires_at > sa.func.now())
+        member = sa.select(sa.func.min(MEMBERS.c.expires_at)).where(
+            MEMBERS.c.name != self.name, MEMBERS.c.expires_at > sa.func.now()
+        )
+        shard = sa.select(sa.func.min(SHARDS.c.expires_at)).where(others)
+        earliest = sa.func.least(member.scalar_subquery(), shard.scalar_subquery())
+        seconds = connection.execute(sa.select(sa.extract("epoch", earliest - sa.func.now()))).scalar_one()
+        return None if seconds is None else max(0.0, float(seconds))
 
     def _release(self, connection: Connection, shards: Sequence[int]) -> list[int]:
         if not shards:
