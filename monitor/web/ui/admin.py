@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi import HTTPException, Query, Request
 from fastapi.responses import Response
 from sqlmodel import col, select
 
@@ -15,11 +15,12 @@ from monitor.auth.audit import AuditAction, list_events
 from monitor.auth.models import Role
 from monitor.auth.service import list_users
 from monitor.inventory.models import District
+from monitor.web.bodies import api_router
 from monitor.web.deps import SessionDep
 from monitor.web.ui.door import PagePrincipal
 from monitor.web.ui.render import render
 
-router = APIRouter(include_in_schema=False)
+router = api_router(include_in_schema=False)  # a `def` page runs in one thread, its session closed there
 
 
 @router.get("/admin")

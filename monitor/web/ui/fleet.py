@@ -11,7 +11,7 @@ from datetime import timedelta
 from typing import Annotated
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Query, Request
+from fastapi import Query, Request
 from fastapi.responses import Response
 from sqlmodel import col, select
 
@@ -27,11 +27,12 @@ from monitor.inventory.models import Commune, District
 from monitor.reports.uptime import GroupBy, uptime_report
 from monitor.tickets import service as tickets
 from monitor.tickets.queries import TicketFilters
+from monitor.web.bodies import api_router
 from monitor.web.deps import ScopedList, SessionDep, VisibleDevice
 from monitor.web.ui.door import PagePrincipal
 from monitor.web.ui.render import render
 
-router = APIRouter(include_in_schema=False)
+router = api_router(include_in_schema=False)  # a `def` page runs in one thread, its session closed there
 PAGE = 50
 
 

@@ -11,7 +11,7 @@ import hmac
 import secrets
 from typing import Annotated
 
-from fastapi import APIRouter, Form, HTTPException, Query, Request
+from fastapi import Form, HTTPException, Query, Request
 from fastapi.responses import RedirectResponse, Response
 
 from monitor.auth.audit import Actor
@@ -19,12 +19,13 @@ from monitor.auth.models import Role
 from monitor.db import utcnow
 from monitor.i18n import LANGUAGES, gettext
 from monitor.web.api.auth import set_session_cookie, sign_in, sign_out
+from monitor.web.bodies import api_router
 from monitor.web.deps import SESSION_COOKIE, SessionDep, SettingsDep, client_address
 from monitor.web.overview import overview
 from monitor.web.ui.door import PagePrincipal, safe_next
 from monitor.web.ui.render import LANGUAGE_COOKIE, render
 
-router = APIRouter(include_in_schema=False)
+router = api_router(include_in_schema=False)  # a `def` page runs in one thread, its session closed there
 #: A sign-in form carries this cookie's value back (double submit): another site cannot sign you in as itself.
 LOGIN_CSRF_COOKIE = "login_csrf"
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import date
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request
+from fastapi import Query, Request
 from fastapi.responses import Response
 from sqlmodel import col, select
 
@@ -19,11 +19,12 @@ from monitor.inventory.models import Commune, District
 from monitor.reports import training
 from monitor.reports.annual import PLAN_FIRST_YEAR
 from monitor.reports.submission import Deadlines, submission_status
+from monitor.web.bodies import api_router
 from monitor.web.deps import ScopedList, SessionDep, SettingsDep
 from monitor.web.ui.door import PagePrincipal
 from monitor.web.ui.render import render
 
-router = APIRouter(include_in_schema=False)
+router = api_router(include_in_schema=False)  # a `def` page runs in one thread, its session closed there
 
 
 @router.get("/reports")

@@ -13,7 +13,7 @@ from typing import Annotated, Any, cast
 from urllib.parse import urlencode
 
 import sqlalchemy as sa
-from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi import HTTPException, Query, Request
 from fastapi.responses import Response
 from sqlmodel import Session, col, select
 
@@ -29,11 +29,12 @@ from monitor.tickets.models import Ticket
 from monitor.tickets.queries import TicketFilters, TicketSummary
 from monitor.tickets.workflow import allowed_actions
 from monitor.web.api.tickets import Filters
+from monitor.web.bodies import api_router
 from monitor.web.deps import ScopedList, SessionDep, VisibleTicket
 from monitor.web.ui.door import PagePrincipal
 from monitor.web.ui.render import render
 
-router = APIRouter(include_in_schema=False)
+router = api_router(include_in_schema=False)  # a `def` page runs in one thread, its session closed there
 PAGE = 50
 OPEN_VALUES = frozenset(status.value for status in OPEN_STATUSES)
 
