@@ -520,7 +520,28 @@ def summary_figures(runs: list[Run], args: argparse.Namespace) -> list[Figure]:
                 (f"/healthz {r.web_cpu_ms:.2f} + {r.postgres_cpu_ms:.2f} ms" for r in refs if "healthz" in r.name), ""
             ),
         ),
+        ceiling(queue, what),
     ]
+
+
+def ceiling(queue: Run, what: str) -> Figure:
+    """The most these cores could answer at that CPU per request, each core busy all the time.
+
+    The target is a budget: 50 closed-loop clients see a mean latency of clients / throughput (Little's law),
+    so a p99 of 50 ms needs at least 1,000 req/s, and 1,000 req/s on these cores leaves cores / 1,000 s of CPU
+    for each request, its web worker, PostgreSQL and wrk together (2 ms on 2 cores).
+    """
+    cores = os.cpu_count() or 1
+    spent_ms = queue.web_cpu_ms + queue.postgres_cpu_ms + queue.wrk_cpu_ms
+    best = cores * 1000 / spent_ms if spent_ms > 0 else 0.0
+    budget_ms = cores * 1000 / TARGET_RPS
+    return Figure(
+        f"{what}: ceiling on {cores} cores at {spent_ms:.2f} ms CPU a request",
+        f"{best:,.0f} req/s",
+        f"budget {budget_ms:.2f} ms a request",
+        f"≥ {TARGET_RPS:,.0f}",
+        best >= TARGET_RPS,
+    )
 
 
 def print_report(
