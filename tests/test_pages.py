@@ -202,3 +202,43 @@ def test_the_training_register_page_holds_the_district_alone(browser: TestClient
     assert 'data-api="/api/v1/training/sessions"' in page.text  # an officer records their district's sessions
     sign_in(browser, "kythuat")
     assert 'data-api="/api/v1/training/sessions"' not in browser.get("/training").text
+
+
+def test_the_queue_shows_more_rows_in_place_without_the_page_around_them(
+    browser: TestClient, demo_cast: Engine
+) -> None:
+    """ "Xem thêm" asks htmx for the next page of rows: the rows alone (not the page's filters, their selects and
+    the people they list), each ticket once over both pages."""
+    from monitor.db import utcnow
+    from monitor.priority import Priority
+    from monitor.tickets import service
+    from monitor.tickets.policy import TicketPolicy
+    from monitor.tickets.schemas import TicketCreate
+
+    with session_scope(demo_cast) as session:
+        commune = session.exec(
+            select(Commune).where(col(Commune.district_code).not_in([CAO_LOC, DINH_LAP])).order_by(col(Commune.code))
+        ).first()
+        assert commune is not None
+        made = {
+            service.create_manual_ticket(
+                TicketCreate(title=f"Trang sau {n}", commune_code=commune.code, priority=Priority.P4),
+                actor=None,
+                session=session,
+                now=utcnow(),
+                policy=TicketPolicy(),
+            ).code
+            for n in range(60)
+        }
+    sign_in(browser, "admin")
+    first = browser.get("/tickets", params={"q": "trang sau"})
+    assert first.status_code == 200 and "<select" in first.text
+    shown = re.findall(r'<a href="/tickets/([A-Z0-9-]+)" class="title">', first.text)
+    assert len(shown) == 50
+    more = re.search(r'hx-get="(/tickets\?[^"]+)"', first.text)
+    assert more is not None
+    rows = browser.get(more.group(1).replace("&amp;", "&"), headers={"HX-Request": "true"})
+    assert rows.status_code == 200 and "<html" not in rows.text and "<select" not in rows.text
+    shown += re.findall(r'<a href="/tickets/([A-Z0-9-]+)" class="title">', rows.text)
+    assert len(shown) == len(set(shown)) == 60 and set(shown) == made
+    assert "hx-get" not in rows.text  # the last page: no further "Xem thêm"

@@ -127,6 +127,7 @@ def queue(
     tickets, then their district's open tickets nobody has taken yet."""
     now = utcnow()
     query_args = [(key, value) for key, value in request.query_params.multi_items() if key != "after"]
+    more = after is not None and request.headers.get("hx-request") == "true"  # "Xem thêm": the next rows only
     context: dict[str, Any] = {
         "principal": principal,
         "now": now,
@@ -134,7 +135,7 @@ def queue(
         "selected": {key: request.query_params.getlist(key) for key in ("status", "priority", "source")},
         "export_query": urlencode([(k, v) for k, v in query_args if k != "view"]),
         "view": view,
-        **_choices(session, principal.scope.district_codes),
+        **({} if more else _choices(session, principal.scope.district_codes)),  # the filters' selects
     }
     if view == "mine":
         mine = service.list_tickets(
@@ -160,10 +161,7 @@ def queue(
         next_url=next_url,
         bulk=principal.role in (Role.ADMIN, Role.OFFICER),
     )
-    template = (
-        "_ticket_rows.html" if after is not None and request.headers.get("hx-request") == "true" else "tickets.html"
-    )
-    return render(request, template, context)
+    return render(request, "_ticket_rows.html" if more else "tickets.html", context)
 
 
 @router.get("/tickets/new")
