@@ -28,8 +28,9 @@ from monitor.alerts.collector_watch import watch_shards
 from monitor.alerts.dispatcher import Dispatcher
 from monitor.alerts.notify import DeliveryStats, deliver_due, open_senders, purge_deliveries
 from monitor.collectors.mqtt import EmbeddedBroker
+from monitor.collectors.pool import PoolMember
 from monitor.collectors.profiles import load_profiles
-from monitor.collectors.runner import Collector, PoolMember
+from monitor.collectors.runner import Collector
 from monitor.config import Settings
 from monitor.db import session_scope, utcnow
 from monitor.failures import FailureReport

@@ -14,8 +14,9 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
+from monitor.collectors.fleet_targets import load_targets, same_targets_kept
 from monitor.collectors.profiles import load_profiles
-from monitor.collectors.runner import Collector, same_targets_kept
+from monitor.collectors.runner import Collector
 from monitor.collectors.target import PollTarget
 from monitor.config import Settings
 from monitor.inventory.models import Device
@@ -112,7 +113,7 @@ def test_a_refresh_reads_rows_not_device_objects_and_gets_the_same_targets(
 
     sa.event.listen(Device, "load", count)
     try:
-        targets = collector._load_targets()
+        targets = load_targets(collector.engine)
     finally:
         sa.event.remove(Device, "load", count)
 

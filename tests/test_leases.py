@@ -17,8 +17,9 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlmodel import select
 
+from monitor.collectors.pool import PoolMember
 from monitor.collectors.profiles import load_profiles
-from monitor.collectors.runner import Collector, PoolMember
+from monitor.collectors.runner import Collector
 from monitor.config import load_settings
 from monitor.db import make_engine, session_scope
 from monitor.health.leases import (

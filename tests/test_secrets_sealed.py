@@ -27,6 +27,7 @@ from monitor.alerts.notify.schemas import ChannelCreate
 from monitor.auth.cast import seed_cast
 from monitor.cli import app as cli_app
 from monitor.collectors.errors import FailureKind
+from monitor.collectors.fleet_targets import load_targets
 from monitor.collectors.liveness import Liveness
 from monitor.collectors.mapping import failed_observation
 from monitor.collectors.profiles import load_profiles
@@ -479,7 +480,7 @@ def test_a_device_whose_credentials_cannot_be_opened_fails_as_the_collectors_fau
     import_fleet(session, fleet_csv(("06613-A1", "161", COMMUNITY), ("06613-A2", "161", "public")))
     keys(new_key())
     collector = Collector(settings, engine, registry=REGISTRY, refresh_s=3600, flush_s=3600)
-    targets = {t.code: t for t in collector._load_targets()}
+    targets = {t.code: t for t in load_targets(collector.engine)}
     assert isinstance(targets["06613-A1"].credentials, Unopened) and "Unopened" in repr(targets["06613-A1"].credentials)
 
     async def scenario() -> list[Any]:

@@ -27,7 +27,9 @@ A failure of the collector's own kind (`COLLECTOR_FAILURES`: it could not open a
 nothing of the device at any time: it is discounted too, and the device stays as it was.
 
 The push ingest is also watched from the database (`IngestWatch`), which works whether it is this
-collector's MQTT listener or another process's HTTP heartbeat route.
+collector's MQTT listener or another process's HTTP heartbeat route. And the polls' outcomes are watched
+(`BlindnessGuard`): when every poll of every protocol failed for the last minute, the collector's own network
+is the likely fault, and its failures are held back until a device answers.
 """
 
 from __future__ import annotations
@@ -41,7 +43,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from monitor.collectors.errors import COLLECTOR_FAILURES
-from monitor.health.machine import Observation
+from monitor.health.machine import Observation, collector_blind
 
 log = logging.getLogger(__name__)
 
@@ -328,3 +330,39 @@ class IngestWatch:
 
 
 __all__ = ["CAUSES", "KEEP_STALLS_S", "LAG_PERIOD_S", "IngestWatch", "Liveness", "Stall", "merged"]
+
+
+BLIND_WINDOW_S = 60.0
+
+
+class BlindnessGuard:
+    """Remembers the last minute of poll outcomes per protocol and says when all of them failed."""
+
+    def __init__(self, window_s: float = BLIND_WINDOW_S, minimum_attempted: int = 20) -> None:
+        self.window_s = window_s
+        self.minimum_attempted = minimum_attempted
+        self._outcomes: deque[tuple[float, str, bool]] = deque()
+        self.blind = False
+
+    def record(self, observation: Observation, now: float) -> None:
+        self._outcomes.append((now, observation.source, observation.reachable))
+
+    def judge(self, now: float) -> bool:
+        while self._outcomes and self._outcomes[0][0] < now - self.window_s:
+            self._outcomes.popleft()
+        counts: dict[str, list[int]] = {}
+        for _at, protocol, ok in self._outcomes:
+            attempted_failed = counts.setdefault(protocol, [0, 0])
+            attempted_failed[0] += 1
+            attempted_failed[1] += 0 if ok else 1
+        blind = collector_blind({p: (a, f) for p, (a, f) in counts.items()}, self.minimum_attempted)
+        if blind and not self.blind:
+            log.error(
+                "every poll of every protocol failed for the last %.0f s: the collector's own network is the "
+                "likely fault, not the fleet; holding failures back until a device answers",
+                self.window_s,
+            )
+        elif self.blind and not blind:
+            log.warning("devices answer again: judging failures again")
+        self.blind = blind
+        return blind

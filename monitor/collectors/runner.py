@@ -23,23 +23,22 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import logging
 import time
-from collections import deque
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
-from sqlmodel import col
 
 from monitor.collectors.errors import COLLECTOR_FAILURES, DatabaseAway, FailureKind
+from monitor.collectors.fleet_targets import freeze_what_lives_on, load_targets, same_targets_kept
 from monitor.collectors.http import HttpPoller
-from monitor.collectors.liveness import IngestWatch, Liveness, merged
+from monitor.collectors.liveness import BlindnessGuard, IngestWatch, Liveness, merged
 from monitor.collectors.mapping import failed_observation
 from monitor.collectors.mqtt import MqttListener
+from monitor.collectors.pool import PoolMember
 from monitor.collectors.profiles import ProfileRegistry
 from monitor.collectors.scheduler import SlotScheduler
 from monitor.collectors.snmp import SnmpPoller
@@ -49,162 +48,18 @@ from monitor.collectors.traps import TrapReceiver, fault_from_trap
 from monitor.config import Settings
 from monitor.db import utcnow
 from monitor.failures import FailureReport
-from monitor.health.leases import PUSH_SHARD, Leases, ShardFence, shard_of
-from monitor.health.machine import Observation, collector_blind
+from monitor.health.leases import ShardFence, shard_of
+from monitor.health.machine import Observation
 from monitor.health.store import PUSH_PROTOCOLS, DeviceTransition, HealthStore, policy_from_settings
 from monitor.inventory.choices import Protocol
-from monitor.inventory.models import Device
 
 log = logging.getLogger(__name__)
-BLIND_WINDOW_S = 60.0
 MAX_HELD = 200_000  # observations kept while the database is away (~2 min of 100,000 devices; ~60 MB)
-LAPSE_MARGIN_S = 0.25  # a lease round this long after another collector's lease lapses (the clocks' step)
-TARGETS_BATCH = 5_000  # inventory rows read at a time at a refresh (a server-side cursor on PostgreSQL)
-#: What a `PollTarget` is made of, in its fields' order.
-TARGET_COLUMNS = (
-    col(Device.id),
-    col(Device.code),
-    col(Device.protocol),
-    col(Device.address),
-    col(Device.port),
-    col(Device.profile),
-    col(Device.credentials),
-    col(Device.interval_s),
-)
-
-
-class BlindnessGuard:
-    """Remembers the last minute of poll outcomes per protocol and says when all of them failed."""
-
-    def __init__(self, window_s: float = BLIND_WINDOW_S, minimum_attempted: int = 20) -> None:
-        self.window_s = window_s
-        self.minimum_attempted = minimum_attempted
-        self._outcomes: deque[tuple[float, str, bool]] = deque()
-        self.blind = False
-
-    def record(self, observation: Observation, now: float) -> None:
-        self._outcomes.append((now, observation.source, observation.reachable))
-
-    def judge(self, now: float) -> bool:
-        while self._outcomes and self._outcomes[0][0] < now - self.window_s:
-            self._outcomes.popleft()
-        counts: dict[str, list[int]] = {}
-        for _at, protocol, ok in self._outcomes:
-            attempted_failed = counts.setdefault(protocol, [0, 0])
-            attempted_failed[0] += 1
-            attempted_failed[1] += 0 if ok else 1
-        blind = collector_blind({p: (a, f) for p, (a, f) in counts.items()}, self.minimum_attempted)
-        if blind and not self.blind:
-            log.error(
-                "every poll of every protocol failed for the last %.0f s: the collector's own network is the "
-                "likely fault, not the fleet; holding failures back until a device answers",
-                self.window_s,
-            )
-        elif self.blind and not blind:
-            log.warning("devices answer again: judging failures again")
-        self.blind = blind
-        return blind
-
-
-def freeze_what_lives_on() -> None:
-    """Put what is built by now (modules, mappers, the targets) out of the cyclic collector's sight, once.
-
-    Full collections then no longer walk the targets (measured at 100,000 devices: 10 % of a core and
-    130-200 ms pauses). Once, before the first poll, not at every refresh: a frozen object is never
-    collected, so a freeze while polls and saves are in flight keeps for good whatever of theirs dies later
-    in a reference cycle (frozen every minute, the frozen heap of a collector polling 13,000 devices grew by
-    ~200 objects a minute, without end). The targets stay frozen: a refresh keeps the unchanged ones
-    (`same_targets_kept`).
-    """
-    gc.collect()
-    gc.freeze()
-
-
-def same_targets_kept(previous: list[PollTarget], loaded: list[PollTarget]) -> list[PollTarget]:
-    """`loaded`, where each target equal to the previous one of its device is that previous object.
-
-    Unchanged targets then stay the objects frozen at the start (`freeze_what_lives_on`), out of the cyclic
-    collector's sight; only new and changed devices get new ones.
-    """
-    before = {target.device_id: target for target in previous}
-    return [
-        old
-        if (old := before.get(target.device_id)) is not None
-        and old == target
-        and type(old.credentials) is type(target.credentials)  # an Unopened equals its sealed text
-        else target
-        for target in loaded
-    ]
 
 
 def in_shard(device_id: int, shard: tuple[int, int]) -> bool:
     index, count = shard
     return device_id % count == index
-
-
-class PoolMember:
-    """A collector's place in the pool of leased shards (`monitor.health.leases`): which shards it polls now.
-
-    The keeper runs a lease round every third of the lease, or sooner: just after another collector's lease
-    lapses (`next_round_s`); what it holds afterwards is what the collector polls. A round that fails (the
-    database away) drops every shard at once: the collector cannot be sure of any, and another collector may
-    take them once their leases lapse.
-    """
-
-    def __init__(self, leases: Leases) -> None:
-        self.leases = leases
-        self.rounds_failed = 0
-        self.shards_lost = 0
-        self.shards_claimed = 0
-        self.last_claimed: frozenset[int] = frozenset()  # claimed by the latest round
-        self.next_lapse_s: float | None = None  # another collector's earliest lease, as the latest round saw it
-
-    def next_round_s(self) -> float:
-        """Seconds until the next round: a third of the lease, or just after another's lease lapses if sooner."""
-        every = self.leases.lease_s / 3
-        if self.next_lapse_s is None:
-            return every
-        return min(every, self.next_lapse_s + LAPSE_MARGIN_S)
-
-    @property
-    def epochs(self) -> dict[int, int]:
-        return dict(self.leases.held.epochs)
-
-    def polls(self, device_id: int) -> bool:
-        return shard_of(device_id, self.leases.shard_count) in self.leases.held.epochs
-
-    @property
-    def has_push_role(self) -> bool:
-        return PUSH_SHARD in self.leases.held.epochs
-
-    def fence(self) -> ShardFence:
-        return ShardFence(self.leases.name, self.epochs, self.leases.shard_count)
-
-    def round(self) -> bool:
-        """One lease round (in a thread); whether what is held changed."""
-        before = self.leases.held.shards
-        try:
-            done = self.leases.round()
-        except Exception:
-            self.rounds_failed += 1
-            self.leases.drop_all()
-            raise
-        finally:
-            changed = self.leases.held.shards != before
-        self.next_lapse_s = done.next_lapse_s
-        self.shards_lost += len(done.lost)
-        self.shards_claimed += len(done.claimed)
-        self.last_claimed = frozenset(done.claimed)
-        if done.claimed or done.released:
-            log.info(
-                "shards: claimed %s, gave back %s; holding %d of %d (%d collectors)",
-                list(done.claimed),
-                list(done.released),
-                len(done.held),
-                self.leases.shard_count,
-                done.members,
-            )
-        return changed
 
 
 class Collector:
@@ -284,33 +139,12 @@ class Collector:
 
     # --- targets ------------------------------------------------------------------------------
 
-    def _load_targets(self) -> list[PollTarget]:
-        """The active devices as targets, read as rows of the columns they need, a batch at a time.
-
-        Not as `Device` objects: every column and an ORM state for each device of the inventory, every
-        minute, took 114 MiB at once for 40,000 devices (traced; ~15 MiB as rows in batches), memory the
-        allocator kept: a collector of a pool of three over 40,000 devices sat at ~325 MiB instead of ~190.
-        """
-        query = (
-            sa.select(*TARGET_COLUMNS)
-            .where(col(Device.active).is_(True))
-            .order_by(col(Device.id))
-            .execution_options(yield_per=TARGETS_BATCH)
-        )
-        with self.engine.connect() as connection:
-            return [
-                PollTarget(
-                    row.id, row.code, row.protocol, row.address, row.port, row.profile, row.credentials, row.interval_s
-                )
-                for row in connection.execute(query)
-            ]
-
     def _polls(self, device_id: int) -> bool:
         return self.pool.polls(device_id) if self.pool is not None else in_shard(device_id, self.shard)
 
     async def refresh(self) -> None:
         """Read the inventory again: new, changed and removed devices take effect at once."""
-        self._targets = same_targets_kept(self._targets, await asyncio.to_thread(self._load_targets))
+        self._targets = same_targets_kept(self._targets, await asyncio.to_thread(load_targets, self.engine))
         await self._retarget()
 
     async def _retarget(self) -> None:
