@@ -79,7 +79,7 @@ def test_three_collectors_share_the_shards_disjointly(pg: Engine) -> None:
             assert rows[shard]["owner"] == m.name and rows[shard]["epoch"] == epoch and rows[shard]["current"]
 
 
-def test_a_round_says_when_the_next_lease_of_another_collector_lapses(pg: Engine) -> None:
+def test_a_round_says_when_the_next_lease_it_does_not_renew_lapses(pg: Engine) -> None:
     """The keeper's next round is set just after that moment (a dead collector's shards are taken when its
     lease ends): the round reports it by the database's clock, and nothing for a collector alone."""
     a, b = member(pg, "a", lease_s=3.0), member(pg, "b", lease_s=3.0)
@@ -93,6 +93,14 @@ def test_a_round_says_when_the_next_lease_of_another_collector_lapses(pg: Engine
     time.sleep(later + 0.1)
     taken = a.round()  # just after the lapse: b's shards are a's now
     assert a.held.shards == frozenset(range(SHARD_COUNT)) and taken.claimed and taken.next_lapse_s is None
+
+    # a killed and restarted under its name (as systemd does): the new life holds nothing yet, and its previous
+    # life's leases are the ones it waits for.
+    again = member(pg, "a", lease_s=3.0)
+    first = again.round()
+    assert not first.claimed and first.next_lapse_s is not None and first.next_lapse_s <= 3.0, first
+    time.sleep(first.next_lapse_s + 0.1)
+    assert again.round().claimed and again.held.shards == frozenset(range(SHARD_COUNT))
 
 
 def test_a_lapsed_collectors_shards_are_taken_over_with_a_new_epoch_and_its_writes_are_refused(pg: Engine) -> None:

@@ -165,8 +165,8 @@ class Leases:
                 for shard in released:
                     kept.pop(shard, None)
             claimed = self._claim(connection, share - len(kept)) if len(kept) < share else {}
-            next_lapse_s = self._next_lapse_s(connection)
-        held = {**kept, **claimed}
+            held = {**kept, **claimed}
+            next_lapse_s = self._next_lapse_s(connection, held)
         self.held = Held(held)
         lost = tuple(sorted(set(before) - set(kept) - set(released)))
         if lost:
@@ -235,15 +235,20 @@ class Leases:
         )
         return {row.shard: row.epoch for row in claimed}
 
-    def _next_lapse_s(self, connection: Connection) -> float | None:
-        """Seconds until the earliest registration or shard lease of another collector lapses (None: none held).
+    def _next_lapse_s(self, connection: Connection, held: Mapping[int, int]) -> float | None:
+        """Seconds until the earliest lease this collector does not renew lapses: another collector's
+        registration, or a shard it does not hold (None: no such lease).
 
         A live collector renews every third of its lease, so its leases stay at least two thirds of a lease
         ahead; one that comes within a renewal period of lapsing has stopped renewing, and the keeper's next
         round is set just after that moment: the dead collector's shards are taken when its lease ends, not up
-        to a renewal period later (the soak's takeovers took 13-20 s with a 15 s lease).
+        to a renewal period later (the soak's takeovers took 13-20 s with a 15 s lease). The shards of this
+        collector's name that it does not hold count too: a collector restarted under its name (systemd) takes
+        back its previous life's shards when their leases end.
         """
-        others = sa.and_(SHARDS.c.owner.is_not(None), SHARDS.c.owner != self.name, SHARDS.c.expires_at > sa.func.now())
+        others = sa.and_(
+            SHARDS.c.owner.is_not(None), SHARDS.c.shard.not_in(list(held)), SHARDS.c.expires_at > sa.func.now()
+        )
         member = sa.select(sa.func.min(MEMBERS.c.expires_at)).where(
             MEMBERS.c.name != self.name, MEMBERS.c.expires_at > sa.func.now()
         )
