@@ -44,6 +44,10 @@ def test_a_method_a_path_does_not_take_lists_every_method_of_the_path(sqlite_set
         answer = client.put("/api/v1/notifications/channels/1")
     assert answer.status_code == 405
     assert answer.headers["allow"] == "DELETE, GET, PATCH"
+    # a concrete path is its own resource, not the templated one that also matches it (/tickets/{code}: GET)
+    with TestClient(create_app(sqlite_settings)) as client:
+        bulk = client.options("/api/v1/tickets/bulk")
+    assert bulk.status_code == 405 and bulk.headers["allow"] == "POST"
 
 
 def test_the_api_documentation_is_served_from_the_package_with_nothing_from_another_host(tmp_path) -> None:

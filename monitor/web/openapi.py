@@ -144,7 +144,10 @@ def _fix_allow(app: FastAPI) -> None:
     for route in _api_routes(app):
         if route.path_format is not None:
             by_path.setdefault(route.path_format, set()).update(route.methods or ())
-    allow = [(compile_path(path)[0], ", ".join(sorted(methods))) for path, methods in by_path.items()]
+    # A concrete path before a templated one that also matches it (OpenAPI's rule): `/tickets/bulk` is the bulk
+    # action's (POST), not `/tickets/{code}`'s (GET).
+    concrete_first = sorted(by_path, key=lambda path: (path.count("{"), -len(path)))
+    allow = [(compile_path(path)[0], ", ".join(sorted(by_path[path]))) for path in concrete_first]
     answer = app.exception_handlers[StarletteHTTPException]
 
     async def method_not_allowed(request: Request, exc: Exception) -> Response:
