@@ -329,9 +329,6 @@ class IngestWatch:
         return last_heard, gap
 
 
-__all__ = ["CAUSES", "KEEP_STALLS_S", "LAG_PERIOD_S", "IngestWatch", "Liveness", "Stall", "merged"]
-
-
 BLIND_WINDOW_S = 60.0
 
 
@@ -366,3 +363,16 @@ class BlindnessGuard:
             log.warning("devices answer again: judging failures again")
         self.blind = blind
         return blind
+
+
+__all__ = [
+    "BLIND_WINDOW_S",
+    "CAUSES",
+    "KEEP_STALLS_S",
+    "LAG_PERIOD_S",
+    "BlindnessGuard",
+    "IngestWatch",
+    "Liveness",
+    "Stall",
+    "merged",
+]

@@ -11,16 +11,16 @@ import logging
 from monitor.health.leases import PUSH_SHARD, Leases, ShardFence, shard_of
 
 log = logging.getLogger(__name__)
-LAPSE_MARGIN_S = 0.25  # a lease round this long after another collector's lease lapses (the clocks' step)
+LAPSE_MARGIN_S = 0.25  # a lease round this long after a lease it does not renew lapses (the clocks' step)
 
 
 class PoolMember:
     """A collector's place in the pool of leased shards (`monitor.health.leases`): which shards it polls now.
 
-    The keeper runs a lease round every third of the lease, or sooner: just after another collector's lease
-    lapses (`next_round_s`); what it holds afterwards is what the collector polls. A round that fails (the
-    database away) drops every shard at once: the collector cannot be sure of any, and another collector may
-    take them once their leases lapse.
+    The keeper runs a lease round every third of the lease, or sooner: just after a lease it does not renew
+    lapses, another collector's or a previous life's of its own (`next_round_s`); what it holds afterwards is
+    what the collector polls. A round that fails (the database away) drops every shard at once: the collector
+    cannot be sure of any, and another collector may take them once their leases lapse.
     """
 
     def __init__(self, leases: Leases) -> None:
@@ -29,10 +29,10 @@ class PoolMember:
         self.shards_lost = 0
         self.shards_claimed = 0
         self.last_claimed: frozenset[int] = frozenset()  # claimed by the latest round
-        self.next_lapse_s: float | None = None  # another collector's earliest lease, as the latest round saw it
+        self.next_lapse_s: float | None = None  # the earliest lease it does not renew, as the latest round saw it
 
     def next_round_s(self) -> float:
-        """Seconds until the next round: a third of the lease, or just after another's lease lapses if sooner."""
+        """Seconds until the next round: a third of the lease, or just after `next_lapse_s` if sooner."""
         every = self.leases.lease_s / 3
         if self.next_lapse_s is None:
             return every
@@ -59,6 +59,7 @@ class PoolMember:
             done = self.leases.round()
         except Exception:
             self.rounds_failed += 1
+            self.next_lapse_s = None
             self.leases.drop_all()
             raise
         finally:

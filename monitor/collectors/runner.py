@@ -400,26 +400,16 @@ class Collector:
         for protocol, watch in self.ingest.items():
             watch.last_heard = self.store.ingest_facts(protocol).last_heard
 
-    async def _every(self, seconds: float, work: Callable[[], Any], what: str) -> None:
+    async def _every(
+        self, seconds: float, work: Callable[[], Any], what: str, *, next_s: Callable[[], float] | None = None
+    ) -> None:
+        """Run `work` every `seconds` (or after `next_s()` seconds, asked each time), saying when it fails."""
         failures = FailureReport(log, what, seconds)  # the database may be away for a while: keep going, say so
         while True:
-            await asyncio.sleep(seconds)
+            await asyncio.sleep(next_s() if next_s is not None else seconds)
             try:
                 await work()
             except Exception as exc:
-                failures.failed(exc)
-            else:
-                failures.worked()
-
-    async def _keep_leases(self) -> None:
-        assert self.pool is not None
-        failures = FailureReport(log, "renewing leases", self.pool.leases.lease_s / 3)
-        while True:
-            await asyncio.sleep(self.pool.next_round_s())
-            try:
-                await self._lease_round()
-            except Exception as exc:
-                self.pool.next_lapse_s = None
                 failures.failed(exc)
             else:
                 failures.worked()
@@ -454,7 +444,9 @@ class Collector:
             asyncio.create_task(self._every(self.refresh_s, self.refresh, "reading the inventory"), name="refresh"),
         ]
         if self.pool is not None:
-            self._tasks.append(asyncio.create_task(self._keep_leases(), name="leases"))
+            every = self.pool.leases.lease_s / 3
+            renew = self._every(every, self._lease_round, "renewing leases", next_s=self.pool.next_round_s)
+            self._tasks.append(asyncio.create_task(renew, name="leases"))
 
     def _start_mqtt(self) -> None:
         if self.mqtt_url:

@@ -227,14 +227,15 @@ class SlotScheduler(Generic[T]):
         put their worst gap at 320 s for a 300 s interval and a 15 s lease).
         """
         now = time.time()
-        lateness: list[tuple[float, int, T]] = []
-        for index, target in enumerate(targets):
+        due: list[tuple[float, T]] = []
+        for target in targets:
             interval_s = target.interval_s
             phase = slot_of(target.code, self._slots(interval_s)) * interval_s / self._slots(interval_s)
             last_due = math.floor((now - phase) / interval_s) * interval_s + phase
             if now - last_due <= within_s:
-                lateness.append((last_due, index, target))
-        late = [target for _due, _index, target in sorted(lateness)]  # the latest first: their gap is the longest
+                due.append((last_due, target))
+        due.sort(key=lambda pair: pair[0])  # the earliest due first: their gap is the longest
+        late = [target for _due, target in due]
         if late:
             spread = spread_s if spread_s is not None else min(5.0, max(0.2, len(late) / CATCH_UP_RATE))
             pacer = asyncio.get_running_loop().create_task(self._start_paced(late, spread), name="catch-up")

@@ -133,13 +133,13 @@ class LeaseRound:
     claimed: tuple[int, ...]
     released: tuple[int, ...]
     members: int
-    next_lapse_s: float | None = None  # until the earliest lease of another collector lapses, by the database's clock
+    next_lapse_s: float | None = None  # until the earliest lease it does not renew lapses, by the database's clock
 
 
 class Leases:
     """One collector's side of the pool: register, renew what it holds, claim its share, give back the excess.
 
-    `round()` is one step, run every third of the lease (and just after another collector's lease lapses,
+    `round()` is one step, run every third of the lease (and just after a lease it does not renew lapses,
     `LeaseRound.next_lapse_s`); it returns what it holds afterwards. It raises if
     the database cannot be reached: the caller then drops every shard at once (it can no longer be sure of
     any), and calls `round()` again later.
