@@ -38,6 +38,20 @@ def _polled_fleet(engine: Engine, http_port: int, snmp_port: int) -> list[str]:
         return [r.code for r in rows]
 
 
+def _simulated(settings: Settings, engine: Engine, http_port: int, snmp_port: int) -> tuple[Simulator, Collector]:
+    """The simulator serving the fleet of `_polled_fleet` on its ports, and a collector of it (started by the test,
+    which refreshes and flushes by hand)."""
+    simulator = Simulator(
+        devices_from_inventory(settings),
+        seed=5,
+        http_port=http_port,
+        snmp_port=snmp_port,
+        snmp_v3_port=0,
+        control_port=0,
+    )
+    return simulator, Collector(settings, engine, registry=load_profiles(), refresh_s=3600, flush_s=3600)
+
+
 def _with(row: FleetRow, **changes: object) -> FleetRow:
     from dataclasses import replace
 
@@ -58,15 +72,7 @@ def test_the_collector_hears_the_simulated_fleet_and_confirms_before_declaring(
     assert len(codes) >= 4
 
     async def scenario() -> None:
-        simulator = Simulator(
-            devices_from_inventory(collector_settings),
-            seed=5,
-            http_port=http_port,
-            snmp_port=snmp_port,
-            snmp_v3_port=0,
-            control_port=0,
-        )
-        collector = Collector(collector_settings, province, registry=load_profiles(), refresh_s=3600, flush_s=3600)
+        simulator, collector = _simulated(collector_settings, province, http_port, snmp_port)
 
         async def sweep() -> dict[str, tuple[str, list[str]]]:
             await collector.scheduler.poll_all_now()
@@ -162,15 +168,7 @@ def test_a_device_that_goes_dark_gets_one_ticket_that_resolves_and_reopens_withi
             return [(t.problem_key, t.status) for t in session.exec(select(Ticket).order_by(col(Ticket.id)))]
 
     async def scenario() -> None:
-        simulator = Simulator(
-            devices_from_inventory(collector_settings),
-            seed=5,
-            http_port=http_port,
-            snmp_port=snmp_port,
-            snmp_v3_port=0,
-            control_port=0,
-        )
-        collector = Collector(collector_settings, province, registry=load_profiles(), refresh_s=3600, flush_s=3600)
+        simulator, collector = _simulated(collector_settings, province, http_port, snmp_port)
 
         async def sweeps(n: int) -> None:
             for _ in range(n):

@@ -15,16 +15,12 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from monitor.collectors.fleet_targets import load_targets, same_targets_kept
-from monitor.collectors.profiles import load_profiles
-from monitor.collectors.runner import Collector
 from monitor.collectors.target import PollTarget
 from monitor.config import Settings
 from monitor.inventory.models import Device
 from monitor.sealing import Unopened
-from monitor.simulator import Simulator
-from monitor.simulator.source import devices_from_inventory
 from tests.peers import free_port
-from tests.test_collect_end_to_end import _polled_fleet
+from tests.test_collect_end_to_end import _polled_fleet, _simulated
 
 
 @pytest.fixture(autouse=True)
@@ -47,15 +43,7 @@ def test_refreshes_while_polls_run_freeze_nothing_and_what_was_in_flight_is_free
     codes = _polled_fleet(province, http_port, snmp_port)
 
     async def scenario() -> tuple[int, int, list[weakref.ref[InFlight]]]:
-        simulator = Simulator(
-            devices_from_inventory(collector_settings),
-            seed=5,
-            http_port=http_port,
-            snmp_port=snmp_port,
-            snmp_v3_port=0,
-            control_port=0,
-        )
-        collector = Collector(collector_settings, province, registry=load_profiles(), refresh_s=3600, flush_s=3600)
+        simulator, collector = _simulated(collector_settings, province, http_port, snmp_port)
         await simulator.start()
         await collector.start()
         frozen_at_start = gc.get_freeze_count()
@@ -101,11 +89,8 @@ def test_a_refresh_keeps_unchanged_targets_and_takes_new_and_changed_ones() -> N
     assert [kept[i] is loaded[i] for i in (1, 2, 3)] == [True, True, True]
 
 
-def test_a_refresh_reads_rows_not_device_objects_and_gets_the_same_targets(
-    province: Engine, collector_settings: Settings
-) -> None:
+def test_a_refresh_reads_rows_not_device_objects_and_gets_the_same_targets(province: Engine) -> None:
     _polled_fleet(province, free_port(), free_port())
-    collector = Collector(collector_settings, province, registry=load_profiles())
     loaded: list[object] = []
 
     def count(target: object, _context: object) -> None:
@@ -113,7 +98,7 @@ def test_a_refresh_reads_rows_not_device_objects_and_gets_the_same_targets(
 
     sa.event.listen(Device, "load", count)
     try:
-        targets = load_targets(collector.engine)
+        targets = load_targets(province)
     finally:
         sa.event.remove(Device, "load", count)
 

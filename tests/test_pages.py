@@ -11,13 +11,17 @@ from collections.abc import Iterator
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
-from sqlmodel import col, select
+from sqlmodel import Session, col, select
 
 from monitor.auth.cast import DEMO_PASSWORD
 from monitor.config import load_settings
-from monitor.db import session_scope
+from monitor.db import session_scope, utcnow
 from monitor.inventory.models import Commune
+from monitor.priority import Priority
+from monitor.tickets import service
 from monitor.tickets.models import Ticket
+from monitor.tickets.policy import TicketPolicy
+from monitor.tickets.schemas import TicketCreate
 from monitor.web.app import create_app
 from monitor.web.ui.render import choose_language, page_policy
 from tests.conftest import TEST_SECRET
@@ -48,15 +52,21 @@ def sign_in(client: TestClient, username: str, password: str = DEMO_PASSWORD, ne
     )
 
 
+def _open_ticket(session: Session, commune_code: str, title: str, priority: Priority) -> str:
+    """A ticket opened by hand (as a commune's report), its code."""
+    ticket = service.create_manual_ticket(
+        TicketCreate(title=title, commune_code=commune_code, priority=priority),
+        actor=None,
+        session=session,
+        now=utcnow(),
+        policy=TicketPolicy(),
+    )
+    return ticket.code
+
+
 @pytest.fixture(scope="module")
 def tickets(demo_cast: Engine) -> dict[str, str]:
     """A ticket of Cao Lộc and one of Đình Lập, opened by hand (the demo fleet has none yet)."""
-    from monitor.db import utcnow
-    from monitor.priority import Priority
-    from monitor.tickets import service
-    from monitor.tickets.policy import TicketPolicy
-    from monitor.tickets.schemas import TicketCreate
-
     codes = {}
     with session_scope(demo_cast) as session:
         for district, title in (
@@ -67,14 +77,7 @@ def tickets(demo_cast: Engine) -> dict[str, str]:
                 select(Commune).where(col(Commune.district_code) == district).order_by(col(Commune.code))
             ).first()
             assert commune is not None
-            ticket = service.create_manual_ticket(
-                TicketCreate(title=title, commune_code=commune.code, priority=Priority.P2),
-                actor=None,
-                session=session,
-                now=utcnow(),
-                policy=TicketPolicy(),
-            )
-            codes[district] = ticket.code
+            codes[district] = _open_ticket(session, commune.code, title, Priority.P2)
     return codes
 
 
@@ -209,27 +212,12 @@ def test_the_queue_shows_more_rows_in_place_without_the_page_around_them(
 ) -> None:
     """ "Xem thêm" asks htmx for the next page of rows: the rows alone (not the page's filters, their selects and
     the people they list), each ticket once over both pages."""
-    from monitor.db import utcnow
-    from monitor.priority import Priority
-    from monitor.tickets import service
-    from monitor.tickets.policy import TicketPolicy
-    from monitor.tickets.schemas import TicketCreate
-
     with session_scope(demo_cast) as session:
         commune = session.exec(
             select(Commune).where(col(Commune.district_code).not_in([CAO_LOC, DINH_LAP])).order_by(col(Commune.code))
         ).first()
         assert commune is not None
-        made = {
-            service.create_manual_ticket(
-                TicketCreate(title=f"Trang sau {n}", commune_code=commune.code, priority=Priority.P4),
-                actor=None,
-                session=session,
-                now=utcnow(),
-                policy=TicketPolicy(),
-            ).code
-            for n in range(60)
-        }
+        made = {_open_ticket(session, commune.code, f"Trang sau {n}", Priority.P4) for n in range(60)}
     sign_in(browser, "admin")
     first = browser.get("/tickets", params={"q": "trang sau"})
     assert first.status_code == 200 and "<select" in first.text
