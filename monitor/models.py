@@ -14,6 +14,7 @@ from monitor.auth.idempotency import IdempotencyKey
 from monitor.auth.models import User, UserSession
 from monitor.auth.throttle import LoginFailure
 from monitor.auth.tokens import ApiToken
+from monitor.generations import DataGenerations
 from monitor.health.leases import CollectorMember, CollectorShard
 from monitor.health.models import DeviceHealthRow, StateChange
 from monitor.inventory.models import BroadcastSystem, Commune, Device, District
@@ -40,6 +41,7 @@ __all__ = [
     "CollectorMember",
     "CollectorShard",
     "Commune",
+    "DataGenerations",
     "Device",
     "DeviceHealthRow",
     "District",

@@ -185,20 +185,48 @@ _SESSION_USER = (
 )
 
 
+@dataclass(frozen=True, slots=True)
+class SignedIn:
+    """A session token's user, its CSRF token and when it ends, as stored (valid or not: see `valid`)."""
+
+    user: User
+    csrf_token: str
+    expires_at: datetime
+
+    def valid(self, now: datetime) -> bool:
+        """Unexpired, and its user active."""
+        return self.expires_at > now and self.user.active
+
+
+def token_key(token: str) -> str:
+    """What a session token is stored (and may be kept in memory) as: its SHA-256."""
+    return _token_hash(token)
+
+
+def find_session(key: str, *, session: Session) -> SignedIn | None:
+    """The stored session of a token's key (`token_key`), expired or not; None if there is none.
+
+    The user is detached from `session`, so that it may be kept beyond it (monitor.web.deps keeps it while the
+    people's data generation is unchanged).
+    """
+    row = session.exec(_SESSION_USER, params={"token_hash": key}).first()
+    if row is None:
+        return None
+    user, csrf_token, expires_at = row
+    session.expunge(user)
+    return SignedIn(user, csrf_token, expires_at)
+
+
 def session_user(token: str, *, session: Session, now: datetime | None = None) -> tuple[User, str] | None:
     """The user of a valid, unexpired token of an active user, with the session's CSRF token; or None.
 
     Every request a browser makes asks this: the session's row is read as two columns, not as an object, by a
     statement built once (building it and loading the session whole tripled the lookup, bench/bench_ui.py).
     """
-    now = now or utcnow()
-    row = session.exec(_SESSION_USER, params={"token_hash": _token_hash(token)}).first()
-    if row is None:
+    found = find_session(_token_hash(token), session=session)
+    if found is None or not found.valid(now or utcnow()):
         return None
-    user, csrf_token, expires_at = row
-    if expires_at <= now or not user.active:
-        return None
-    return user, csrf_token
+    return found.user, found.csrf_token
 
 
 def end_session(token: str, *, session: Session) -> None:

@@ -16,13 +16,14 @@ from sqlalchemy.engine import Engine
 
 from monitor import __version__
 from monitor.alerts.notify import DeliveryStats
-from monitor.auth.service import LoginThrottle
+from monitor.auth.service import LoginThrottle, SignedIn
 from monitor.collectors.profiles import load_profiles
 from monitor.config import Settings
 from monitor.db import ensure_migrated, make_engine
 from monitor.health.store import HealthStore, policy_from_settings
 from monitor.metrics import web_exporter
 from monitor.policies import Policies
+from monitor.web.answers import KeptAnswers
 from monitor.web.api import (
     alerts,
     audit,
@@ -48,6 +49,7 @@ from monitor.web.idempotency import IdempotencyMiddleware
 from monitor.web.openapi import install_openapi
 from monitor.web.problems import install_problem_handlers
 from monitor.web.ui import install_pages
+from monitor.web.ui.tickets import QueueRead
 
 HEALTHZ_DATABASE_WAIT_S = 1.0  # /healthz answers within about this, whatever the database does
 
@@ -126,6 +128,11 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
     app.state.device_auth_throttles = (LoginThrottle(max_failures=10), LoginThrottle(max_failures=100))
     app.state.database_probe = DatabaseProbe(engine)
     app.state.profiles = load_profiles(settings.profiles_dir)
+    # What this process keeps while the data under it is unchanged (monitor.web.answers): the ticket queues it
+    # answered (the API's, as JSON; the page's, as read), and who each session token it saw belongs to.
+    app.state.kept_queues = KeptAnswers[bytes]()
+    app.state.kept_queue_pages = KeptAnswers[QueueRead]()
+    app.state.kept_sign_ins = KeptAnswers[SignedIn](max_bytes=4 * 1024 * 1024)
     app.state.health_store = HealthStore(engine, policy_from_settings(settings))
     app.state.heartbeat_last_seen = {}
     app.state.delivery_stats = DeliveryStats()  # the notification worker of this process counts here

@@ -19,9 +19,11 @@ from monitor.alerts.rules import AlertRules
 from monitor.alerts.service import get_problem, get_window
 from monitor.auth.audit import Actor
 from monitor.auth.models import Role, User
-from monitor.auth.service import Scope, session_user
+from monitor.auth.service import Scope, SignedIn, find_session, token_key
 from monitor.auth.tokens import is_personal_token, token_user
 from monitor.config import Settings
+from monitor.db import utcnow
+from monitor.generations import Generations, read_generations
 from monitor.health.queries import DeviceRow, get_device
 from monitor.inventory.models import Commune
 from monitor.inventory.service import get_commune, get_district
@@ -32,6 +34,7 @@ from monitor.reports.training import get_session as get_training_session
 from monitor.tickets.models import Ticket
 from monitor.tickets.policy import TicketPolicy
 from monitor.tickets.queries import get_ticket
+from monitor.web.answers import KeptAnswers
 from monitor.web.params import IdPath, YearPath
 
 
@@ -65,6 +68,18 @@ async def get_session(engine: Annotated[Engine, Depends(get_engine)]) -> AsyncIt
 SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 
 
+def current_generations(request: Request) -> Generations:
+    """The data generations (monitor.generations) as this request first read them: once per request, before
+    anything a kept answer could stand for (the door reads them first). Only reading requests use kept answers.
+    Blocking: call it in a worker thread."""
+    known = getattr(request.state, "generations", None)
+    if isinstance(known, Generations):
+        return known
+    known = read_generations(request.app.state.engine)
+    request.state.generations = known
+    return known
+
+
 async def get_policies(request: Request) -> Policies:
     """The deployment's policies, built once when the app was created."""
     policies: Policies = request.app.state.policies
@@ -95,6 +110,7 @@ SESSION_COOKIE = "monitor_session"
 CSRF_HEADER = "X-CSRF-Token"
 CSRF_FIELD = "csrf_token"  # the same token in a plain form
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+_KEPT_SIGN_IN_BYTES = 2048  # about what a kept session and its user hold in memory
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,12 +130,27 @@ def _bearer_token(request: Request) -> str | None:
     return header[7:].strip() if header.lower().startswith("bearer ") else None
 
 
-def _personal_token_user(token: str, session: Session) -> User | None:
+def _personal_token_user(request: Request, token: str, session: Session) -> User | None:
+    current_generations(request)  # first, as for a session (the route's kept answers need them)
     found = token_user(token, session=session)
     if found is None:
         return None
     session.commit()  # "last used", noted at most every few minutes, is kept even if the route fails
     return found[0]
+
+
+def _signed_in(request: Request, key: str, session: Session) -> SignedIn | None:
+    """The stored session of a token's key: kept per process while the people's generation is unchanged (a
+    sign-in, a sign-out, a user or a token changed anywhere moves it), else read and kept. Reads the request's
+    generations first, so the route that follows reads them from here."""
+    generation = current_generations(request).people
+    kept: KeptAnswers[SignedIn] = request.app.state.kept_sign_ins
+    found = kept.get(key, generation)
+    if found is None:
+        found = find_session(key, session=session)
+        if found is not None:  # an unknown token is not kept: a stream of random ones would only fill the store
+            kept.put(key, generation, found, _KEPT_SIGN_IN_BYTES)
+    return found
 
 
 async def get_principal(request: Request, session: SessionDep) -> Principal:
@@ -135,7 +166,7 @@ async def get_principal(request: Request, session: SessionDep) -> Principal:
     unauthorized = HTTPException(401, "sign in first", headers={"WWW-Authenticate": "Bearer"})
     token = _bearer_token(request)
     if token is not None and is_personal_token(token):
-        user = await run_in_threadpool(_personal_token_user, token, session)
+        user = await run_in_threadpool(_personal_token_user, request, token, session)
         if user is None:
             raise unauthorized
         principal = Principal(user, Scope.of(user))
@@ -144,10 +175,10 @@ async def get_principal(request: Request, session: SessionDep) -> Principal:
     from_cookie = token is None
     if token is None:
         token = request.cookies.get(SESSION_COOKIE, "")
-    found = await run_in_threadpool(session_user, token, session=session) if token else None
-    if found is None:
+    found = await run_in_threadpool(_signed_in, request, token_key(token), session) if token else None
+    if found is None or not found.valid(utcnow()):
         raise unauthorized
-    user, csrf_token = found
+    user, csrf_token = found.user, found.csrf_token
     if from_cookie and request.method not in _SAFE_METHODS:
         given = request.headers.get(CSRF_HEADER, "")
         content_type = request.headers.get("content-type", "")

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import Depends, File, HTTPException, Query, UploadFile
+from fastapi import Depends, File, HTTPException, Query, Request, UploadFile
 from fastapi.responses import FileResponse, Response
 from pydantic import BaseModel, Field
 from sqlmodel import Session
+from starlette.concurrency import run_in_threadpool
 
 from monitor.auth.models import Role
 from monitor.bounds import INT32_MAX
@@ -39,6 +40,7 @@ from monitor.tickets.schemas import (
     TicketSummaryPublic,
     TransitionRequest,
 )
+from monitor.web.answers import KeptAnswers
 from monitor.web.bodies import api_router
 from monitor.web.deps import (
     EngineDep,
@@ -49,6 +51,7 @@ from monitor.web.deps import (
     SettingsDep,
     TicketPolicyDep,
     VisibleTicket,
+    current_generations,
     require_roles,
 )
 from monitor.web.downloads import EXPORT_CONTENT, ExportFormat, file_name, table_response
@@ -96,17 +99,44 @@ Filters = Annotated[TicketFilters, Depends(ticket_filters)]
 
 
 @router.get("", response_model=TicketPage, responses=problems(404))
-def list_tickets(
+async def list_tickets(
+    request: Request,
     session: SessionDep,
     scope: ScopedList,
     filters: Filters,
     after: Annotated[str | None, Query(max_length=200, pattern=r"^[A-Za-z0-9_-]*$")] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-) -> TicketPage:
+) -> Response:
     """The queue, soonest due first: filter by place, status, priority, source, assignee (an id, or `me`),
-    breach, text."""
-    page = service.list_tickets(filters, session=session, district_codes=scope.district_codes, after=after, limit=limit)
-    return TicketPage(items=[TicketSummaryPublic.build(s) for s in page.items], next_cursor=page.next_cursor)
+    breach, text.
+
+    The answer is a function of the tickets alone (and of the caller's districts and filters): it is kept and
+    given again while the tickets' generation is unchanged (monitor.web.answers), so the district's people
+    asking for the same queue all day cost the door's one read of the generations, not the list. A kept answer
+    is given from the event loop; the list is made in a worker thread.
+    """
+    kept: KeptAnswers[bytes] = request.app.state.kept_queues
+    key = ("api", scope.district_codes, filters, after, limit)
+    generations = getattr(request.state, "generations", None)  # the door read them (deps.get_principal)
+    if generations is None:
+        generations = await run_in_threadpool(current_generations, request)
+    if filters.device is None and (body := kept.get(key, generations.tickets)) is not None:
+        return Response(body, media_type="application/json")
+
+    def made() -> bytes:
+        try:
+            page = service.list_tickets(
+                filters, session=session, district_codes=scope.district_codes, after=after, limit=limit
+            )
+        finally:
+            session.close()
+        answer = TicketPage(items=[TicketSummaryPublic.build(s) for s in page.items], next_cursor=page.next_cursor)
+        return answer.model_dump_json().encode()
+
+    body = await run_in_threadpool(made)
+    if filters.device is None:  # a device's filter names it by code, read from `devices`: not kept
+        kept.put(key, generations.tickets, body, len(body))
+    return Response(body, media_type="application/json")
 
 
 def _kind_label(kind: str, language: str) -> str:

@@ -28,9 +28,10 @@ from monitor.tickets.choices import OPEN_STATUSES, TicketSource, TicketStatus
 from monitor.tickets.models import Ticket
 from monitor.tickets.queries import TicketFilters, TicketSummary
 from monitor.tickets.workflow import allowed_actions
+from monitor.web.answers import KeptAnswers
 from monitor.web.api.tickets import Filters
 from monitor.web.bodies import api_router
-from monitor.web.deps import ScopedList, SessionDep, VisibleTicket
+from monitor.web.deps import ListScope, Principal, ScopedList, SessionDep, VisibleTicket, current_generations
 from monitor.web.ui.door import PagePrincipal
 from monitor.web.ui.render import render
 
@@ -82,17 +83,28 @@ def _user_names(session: Session, ids: list[int]) -> dict[int, str]:
     return {user_id: full_name or username for user_id, full_name, username in rows}
 
 
-def _lines(session: Session, tickets: list[TicketSummary], now: datetime) -> list[Line]:
-    communes, people = _names(session, tickets)
-    return [
-        Line(
-            t,
-            communes.get(t.commune_code or "", t.commune_code or ""),
-            people.get(t.assignee_id, "") if t.assignee_id is not None else "",
-            t.sla_breached or (t.status in OPEN_VALUES and t.resolve_due_at < now),
-        )
-        for t in tickets
-    ]
+@dataclass(frozen=True, slots=True)
+class Listed:
+    """A list of tickets as read, with the names its lines show: what a line needs but the time."""
+
+    tickets: list[TicketSummary]
+    communes: dict[str, str]
+    people: dict[int, str]
+
+    def lines(self, now: datetime) -> list[Line]:
+        return [
+            Line(
+                t,
+                self.communes.get(t.commune_code or "", t.commune_code or ""),
+                self.people.get(t.assignee_id, "") if t.assignee_id is not None else "",
+                t.sla_breached or (t.status in OPEN_VALUES and t.resolve_due_at < now),
+            )
+            for t in self.tickets
+        ]
+
+
+def _listed(session: Session, tickets: list[TicketSummary]) -> Listed:
+    return Listed(tickets, *_names(session, tickets))
 
 
 def _people(session: Session, district_codes: frozenset[str] | None) -> list[Any]:
@@ -113,6 +125,44 @@ def _choices(session: Session, district_codes: frozenset[str] | None) -> dict[st
     }
 
 
+@dataclass(frozen=True, slots=True)
+class QueueRead:
+    """What the queue page reads from the database: a function of the tickets, people and places alone (and of
+    who asks and their filters), kept while their generations are unchanged (monitor.web.answers)."""
+
+    sections: tuple[Listed, ...]  # the queue; or "mine": the caller's tickets, then the district's free ones
+    next_cursor: str | None
+    choices: dict[str, Any] | None  # the filters' selects; None for the "Xem thêm" rows alone
+
+    @property
+    def size(self) -> int:
+        """About the bytes it holds."""
+        return 2000 + sum(800 * len(section.tickets) for section in self.sections)  # ~600 B a summary, measured
+
+
+def _read_queue(
+    session: Session,
+    principal: Principal,
+    scope: ListScope,
+    filters: TicketFilters,
+    view: str | None,
+    after: str | None,
+    more: bool,
+) -> QueueRead:
+    choices = None if more else _choices(session, principal.scope.district_codes)
+    if view == "mine":
+        sections = [
+            service.list_tickets(section, session=session, district_codes=scope.district_codes, limit=200).items
+            for section in (
+                TicketFilters.open_queue(assignee_id=principal.user.id),
+                TicketFilters.open_queue(unassigned=True),
+            )
+        ]
+        return QueueRead(tuple(_listed(session, tickets) for tickets in sections), None, choices)
+    page = service.list_tickets(filters, session=session, district_codes=scope.district_codes, after=after, limit=PAGE)
+    return QueueRead((_listed(session, page.items),), page.next_cursor, choices)
+
+
 @router.get("/tickets")
 def queue(
     request: Request,
@@ -124,10 +174,24 @@ def queue(
     after: Annotated[str | None, Query(max_length=200, pattern=r"^[A-Za-z0-9_-]*$")] = None,
 ) -> Response:
     """The queue, soonest due first, filtered as the URL says; `view=mine` is a technician's work: their open
-    tickets, then their district's open tickets nobody has taken yet."""
+    tickets, then their district's open tickets nobody has taken yet.
+
+    What it reads is kept while the tickets, people and places are unchanged; the lines' "overdue" is worked
+    out from the time of each request.
+    """
     now = utcnow()
     query_args = [(key, value) for key, value in request.query_params.multi_items() if key != "after"]
     more = after is not None and request.headers.get("hx-request") == "true"  # "Xem thêm": the next rows only
+    generations = current_generations(request)
+    generation = (generations.tickets, generations.people, generations.places)
+    mine_of = principal.user.id if view == "mine" else None
+    key = ("page", view, mine_of, scope.district_codes, principal.scope.district_codes, filters, after, more)
+    kept: KeptAnswers[QueueRead] = request.app.state.kept_queue_pages
+    read = kept.get(key, generation) if filters.device is None else None
+    if read is None:
+        read = _read_queue(session, principal, scope, filters, view, after, more)
+        if filters.device is None:  # a device's filter names it by code, read from `devices`: not kept
+            kept.put(key, generation, read, read.size)
     context: dict[str, Any] = {
         "principal": principal,
         "now": now,
@@ -135,29 +199,17 @@ def queue(
         "selected": {key: request.query_params.getlist(key) for key in ("status", "priority", "source")},
         "export_query": urlencode([(k, v) for k, v in query_args if k != "view"]),
         "view": view,
-        **({} if more else _choices(session, principal.scope.district_codes)),  # the filters' selects
+        **(read.choices or {}),  # the filters' selects
     }
     if view == "mine":
-        mine = service.list_tickets(
-            TicketFilters.open_queue(assignee_id=principal.user.id),
-            session=session,
-            district_codes=scope.district_codes,
-            limit=200,
-        )
-        free = service.list_tickets(
-            TicketFilters.open_queue(unassigned=True),
-            session=session,
-            district_codes=scope.district_codes,
-            limit=200,
-        )
-        context.update(mine=_lines(session, mine.items, now), free=_lines(session, free.items, now))
+        mine, free = read.sections
+        context.update(mine=mine.lines(now), free=free.lines(now))
         return render(request, "my_work.html", context)
-    page = service.list_tickets(filters, session=session, district_codes=scope.district_codes, after=after, limit=PAGE)
     next_url = None
-    if page.next_cursor is not None:
-        next_url = "/tickets?" + urlencode([*query_args, ("after", page.next_cursor)])
+    if read.next_cursor is not None:
+        next_url = "/tickets?" + urlencode([*query_args, ("after", read.next_cursor)])
     context.update(
-        lines=_lines(session, page.items, now),
+        lines=read.sections[0].lines(now),
         next_url=next_url,
         bulk=principal.role in (Role.ADMIN, Role.OFFICER),
     )
