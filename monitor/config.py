@@ -130,6 +130,11 @@ class Settings(BaseSettings):
     web_max_upload_bytes: int = Field(
         default=12 * 1024 * 1024, ge=1024, description="largest body of an upload (photos, fleet files)"
     )
+    web_access_log: bool = Field(
+        default=True,
+        description="a line per request in the log (uvicorn's access log); false behind a balancer that logs them "
+        "(bench/bench_api_pg.py: 3-5 % of a kept queue's CPU)",
+    )
     web_header_timeout_s: float = Field(
         default=10.0, gt=0, le=300, description="a client must send its request line and headers within this"
     )

@@ -20,6 +20,7 @@ from monitor.auth.service import LoginThrottle, SignedIn
 from monitor.collectors.profiles import load_profiles
 from monitor.config import Settings
 from monitor.db import ensure_migrated, make_engine
+from monitor.generations import GenerationsReader
 from monitor.health.store import HealthStore, policy_from_settings
 from monitor.metrics import web_exporter
 from monitor.policies import Policies
@@ -111,6 +112,7 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
         finally:
             app.state.metrics.close()  # ends the metrics worker (it would also end with this process)
             app.state.database_probe.close()
+            app.state.generations.close()
 
     app = FastAPI(
         title="Giám sát hệ thống thông tin cơ sở — Fleet monitor",
@@ -133,6 +135,7 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
     app.state.kept_queues = KeptAnswers[bytes]()
     app.state.kept_queue_pages = KeptAnswers[QueueRead]()
     app.state.kept_sign_ins = KeptAnswers[SignedIn](max_bytes=4 * 1024 * 1024)
+    app.state.generations = GenerationsReader(engine, settings.database_pool_timeout_s)
     app.state.health_store = HealthStore(engine, policy_from_settings(settings))
     app.state.heartbeat_last_seen = {}
     app.state.delivery_stats = DeliveryStats()  # the notification worker of this process counts here

@@ -130,8 +130,7 @@ def _bearer_token(request: Request) -> str | None:
     return header[7:].strip() if header.lower().startswith("bearer ") else None
 
 
-def _personal_token_user(request: Request, token: str, session: Session) -> User | None:
-    current_generations(request)  # first, as for a session (the route's kept answers need them)
+def _personal_token_user(token: str, session: Session) -> User | None:
     found = token_user(token, session=session)
     if found is None:
         return None
@@ -139,17 +138,31 @@ def _personal_token_user(request: Request, token: str, session: Session) -> User
     return found[0]
 
 
-def _signed_in(request: Request, key: str, session: Session) -> SignedIn | None:
+async def read_generations_first(request: Request) -> Generations:
+    """The request's data generations, read once before anything else of the database (monitor.generations):
+    without a worker thread on PostgreSQL."""
+    known = getattr(request.state, "generations", None)
+    if not isinstance(known, Generations):
+        known = request.state.generations = await request.app.state.generations.read()
+    return known
+
+
+def _stored_session(request: Request, key: str, generation: int, session: Session) -> SignedIn | None:
+    found = find_session(key, session=session)
+    if found is not None:  # an unknown token is not kept: a stream of random ones would only fill the store
+        request.app.state.kept_sign_ins.put(key, generation, found, _KEPT_SIGN_IN_BYTES)
+    return found
+
+
+async def _signed_in(request: Request, key: str, session: Session) -> SignedIn | None:
     """The stored session of a token's key: kept per process while the people's generation is unchanged (a
-    sign-in, a sign-out, a user or a token changed anywhere moves it), else read and kept. Reads the request's
-    generations first, so the route that follows reads them from here."""
-    generation = current_generations(request).people
+    sign-in, a sign-out, a user or a token changed anywhere moves it), else read (in a worker thread) and
+    kept."""
+    generation = (await read_generations_first(request)).people
     kept: KeptAnswers[SignedIn] = request.app.state.kept_sign_ins
     found = kept.get(key, generation)
     if found is None:
-        found = find_session(key, session=session)
-        if found is not None:  # an unknown token is not kept: a stream of random ones would only fill the store
-            kept.put(key, generation, found, _KEPT_SIGN_IN_BYTES)
+        found = await run_in_threadpool(_stored_session, request, key, generation, session)
     return found
 
 
@@ -166,7 +179,8 @@ async def get_principal(request: Request, session: SessionDep) -> Principal:
     unauthorized = HTTPException(401, "sign in first", headers={"WWW-Authenticate": "Bearer"})
     token = _bearer_token(request)
     if token is not None and is_personal_token(token):
-        user = await run_in_threadpool(_personal_token_user, request, token, session)
+        await read_generations_first(request)  # first, as for a session (the route's kept answers need them)
+        user = await run_in_threadpool(_personal_token_user, token, session)
         if user is None:
             raise unauthorized
         principal = Principal(user, Scope.of(user))
@@ -175,7 +189,7 @@ async def get_principal(request: Request, session: SessionDep) -> Principal:
     from_cookie = token is None
     if token is None:
         token = request.cookies.get(SESSION_COOKIE, "")
-    found = await run_in_threadpool(_signed_in, request, token_key(token), session) if token else None
+    found = await _signed_in(request, token_key(token), session) if token else None
     if found is None or not found.valid(utcnow()):
         raise unauthorized
     user, csrf_token = found.user, found.csrf_token

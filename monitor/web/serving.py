@@ -65,6 +65,7 @@ def server_config(app: ASGIApp, settings: Settings, host: str, port: int, **opti
         host=host,
         port=port,
         log_level="info",
+        access_log=settings.web_access_log,
         lifespan="on",
         http=protocol_with_header_deadline(settings.web_header_timeout_s),
         limit_concurrency=settings.web_max_connections,
