@@ -1,7 +1,7 @@
 """Benchmark of the API on PostgreSQL with two web workers: a district's ticket queue at 1,000,000 tickets, under wrk.
 
     .venv/bin/python bench/bench_api_pg.py [--tickets 1000000] [--connections 50] [--duration 10]
-                                           [--keep DIR] [--profile] [--json FILE]
+                                           [--churn 20] [--keep DIR] [--profile] [--json FILE]
 
 1. A throw-away PostgreSQL 15 cluster (tests/postgres.py: loopback, fsync off), the demo's province and fleet
    (`seed_demo`, seed 1: 1,844 devices), the demo's people (`seed_cast`), `--tickets` tickets loaded like
@@ -10,18 +10,21 @@
 2. `monitor serve --workers N --no-dispatcher` on a free loopback port; Cao Lộc's officer (`caoloc`) signs in
    and wrk (`-t2 -c{connections} -d{duration}s --latency`, after 3 s of warm-up) asks for their queue,
    `GET /api/v1/tickets?limit=50` with the bearer token. Beside it, in the same run: `/healthz` (HTTP and one
-   `SELECT 1`), the queue from one connection (one request's own latency), the queue with one worker, and the
-   queue with the service's default per-address share.
+   `SELECT 1`), the queue from one connection (one request's own latency), the queue with one worker, the
+   50 connections as one client address, and the queue while another connection changes one of
+   the district's tickets `--churn` times a second (20: far more than a province's people do; each change
+   makes every worker read the queue again instead of giving the answer it kept, monitor/web/answers.py).
 3. CPU during each measured run, per request: the web processes (supervisor and workers), PostgreSQL (every
    backend), wrk itself, and the whole machine (which includes anybody else's work on it).
 4. `--profile`: once more, the queue with two workers while py-spy samples each worker; where their time goes,
    by package and by function (profiling slows them: those figures are not the measured ones).
 
-wrk is one client address (127.0.0.1), and the web guard lets one address have only
-`MONITOR_WEB_CLIENT_MAX_ACTIVE` requests worked on at once (default: half the threads). Behind a load balancer
-every request comes from the balancer's address, so a load-balanced deployment gives that address all of a
-worker's threads (MONITOR_WEB_CLIENT_MAX_ACTIVE = MONITOR_WEB_THREADS) and leaves per-client fairness to the
-balancer: the benchmark sets the same, and measures the default beside it.
+50 clients are 50 people: wrk connects from 127.0.0.1, as a reverse proxy on the same machine does, and each
+request carries one of 50 client addresses in `X-Forwarded-For` (a wrk script), which uvicorn takes as the
+client's address from a proxy it trusts (127.0.0.1 by default, FORWARDED_ALLOW_IPS). The service runs with its
+default settings: the web guard's per-address share (MONITOR_WEB_CLIENT_MAX_ACTIVE, half the threads) then
+applies to each person, as in production. Beside it, the same 50 connections as one address (an office behind
+one NAT, or a proxy that passes no address): the guard then works that address's requests a few at a time.
 
 Target (issue 14): the queue at >= 1,000 requests/s with p99 <= 50 ms from 50 clients, two web workers.
 """
@@ -39,6 +42,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -268,13 +272,87 @@ class Service:
         stop_process(self.process, grace_s=15)
 
 
-def wrk_command(token: str, connections: int) -> list[str]:
-    return ["wrk", f"-t{min(2, connections)}", f"-c{connections}", "-H", f"Authorization: Bearer {token}"]
+PEOPLE = 50  # client addresses of the wrk script
+
+# Each request carries one of PEOPLE addresses, as a reverse proxy's X-Forwarded-For, beside wrk's own headers.
+PEOPLE_SCRIPT = f"""
+local counter = 0
+function request()
+  counter = counter + 1
+  local headers = {{}}
+  for name, value in pairs(wrk.headers) do headers[name] = value end
+  headers["X-Forwarded-For"] = "10.0.0." .. (math.fmod(counter, {PEOPLE}) + 1)
+  return wrk.format(nil, nil, headers)
+end
+"""
 
 
-def measure(name: str, service: Service, postgres: int, path: str, token: str, connections: int, duration: int) -> Run:
-    """A warm-up, then the measured wrk run with the CPU of each party read around it."""
-    command = wrk_command(token, connections)
+def wrk_command(token: str, connections: int, people: Path | None = None) -> list[str]:
+    """wrk with the bearer token; `people`: the script that gives each request one of PEOPLE addresses."""
+    command = ["wrk", f"-t{min(2, connections)}", f"-c{connections}", "-H", f"Authorization: Bearer {token}"]
+    return [*command, "-s", str(people)] if people is not None else command
+
+
+class TicketChurn:
+    """A writer that changes one of the officer's district's open tickets `per_second` times a second (a plain
+    UPDATE, as any process would write), on its own thread and connection: every change moves the tickets'
+    generation, so each web worker makes the queue again after it instead of giving the kept one."""
+
+    def __init__(self, url: str, per_second: float) -> None:
+        self.engine = sa.create_engine(url)
+        self.interval = 1 / per_second
+        self.stopping = threading.Event()
+        self.changes = 0
+        self.thread = threading.Thread(target=self._run, name="ticket-churn", daemon=True)
+
+    def _run(self) -> None:
+        change = sa.text(
+            "UPDATE tickets SET title = title WHERE id = (SELECT id FROM tickets WHERE district_code = '183' "
+            "AND status IN ('new', 'acknowledged', 'in_progress', 'waiting') ORDER BY resolve_due_at LIMIT 1)"
+        )
+        while not self.stopping.wait(self.interval):
+            with self.engine.begin() as connection:
+                connection.execute(change)
+            self.changes += 1
+
+    def __enter__(self) -> TicketChurn:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stopping.set()
+        self.thread.join(10)
+        self.engine.dispose()
+
+
+def measure(
+    name: str,
+    service: Service,
+    postgres: int,
+    path: str,
+    token: str,
+    connections: int,
+    duration: int,
+    churn: TicketChurn | None = None,
+    people: Path | None = None,
+) -> Run:
+    """A warm-up, then the measured wrk run with the CPU of each party read around it (and `churn` writing
+    during both; `people`: the wrk script giving the requests PEOPLE addresses)."""
+    with churn or contextlib.nullcontext():
+        return _measure(name, service, postgres, path, token, connections, duration, people)
+
+
+def _measure(
+    name: str,
+    service: Service,
+    postgres: int,
+    path: str,
+    token: str,
+    connections: int,
+    duration: int,
+    people: Path | None,
+) -> Run:
+    command = wrk_command(token, connections, people)
     url = service.base + path
     subprocess.run([*command, f"-d{WARMUP_S}s", url], check=True, capture_output=True, timeout=WARMUP_S + 60)
     web0, pg0, wrk0, machine0 = (
@@ -332,14 +410,14 @@ def py_spy() -> str | None:
     return None
 
 
-def profile(service: Service, token: str, args: argparse.Namespace, folder: Path) -> dict[str, Any]:
+def profile(service: Service, token: str, args: argparse.Namespace, folder: Path, people: Path) -> dict[str, Any]:
     """py-spy on every worker while wrk asks for the queue: the samples of the thread holding the GIL (`--gil`,
     i.e. the interpreter's CPU time; waits on PostgreSQL and idle threads are not in them), by package and by
     the service's functions."""
     binary = py_spy()
     if binary is None:
         return {"error": "py-spy not found"}
-    command = wrk_command(token, args.connections)
+    command = wrk_command(token, args.connections, people)
     subprocess.run([*command, f"-d{WARMUP_S}s", service.base + QUEUE], check=True, capture_output=True, timeout=60)
     spies = []
     for pid in service.worker_pids():
@@ -418,6 +496,9 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2, help="web processes of the measured configuration")
     parser.add_argument("--threads", type=int, default=DEFAULT_PG_THREADS, help="MONITOR_WEB_THREADS of each worker")
     parser.add_argument("--keep", type=Path, help="build the database in this folder and keep it; reuse it if there")
+    parser.add_argument(
+        "--churn", type=float, default=20.0, help="ticket changes a second in the reference run that writes"
+    )
     parser.add_argument("--profile", action="store_true", help="then sample the workers with py-spy")
     parser.add_argument("--no-references", action="store_true", help="the measured run alone (a quick look)")
     parser.add_argument("--json", type=Path, help="write the figures to this file")
@@ -436,35 +517,42 @@ def main() -> None:
     server: PostgresServer | None = None
     runs: list[Run] = []
     profiled: dict[str, Any] = {}
-    balanced = PG_THREADS  # what a load-balanced deployment sets: the balancer's address may use every thread
+    people = work / "people.lua"
+    people.write_text(PEOPLE_SCRIPT)
     try:
         server, url = start_database(pg_folder, args.tickets)
         postgres = postmaster_pid(server)
-        plan: list[tuple[int, int | None, list[tuple[str, str, int]]]] = [
+        churned = f"reference: queue, its tickets changing {args.churn:g} times a second"
+        # (web workers, [(run, path, connections, one address per person?)])
+        plan: list[tuple[int, list[tuple[str, str, int, bool]]]] = [
             (
                 args.workers,
-                balanced,
                 [
-                    (f"queue, {args.workers} workers", QUEUE, args.connections),
-                    ("reference: /healthz", "/healthz", args.connections),
-                    ("reference: queue, 1 connection", QUEUE, 1),
+                    (f"queue, {args.workers} workers", QUEUE, args.connections, True),
+                    (churned, QUEUE, args.connections, True),
+                    ("reference: /healthz", "/healthz", args.connections, True),
+                    ("reference: queue, 1 connection", QUEUE, 1, True),
+                    ("reference: queue, the 50 connections from one address", QUEUE, args.connections, False),
                 ],
             ),
-            (1, balanced, [("reference: queue, 1 worker", QUEUE, args.connections)]),
-            (args.workers, None, [("reference: queue, default per-address share", QUEUE, args.connections)]),
+            (1, [("reference: queue, 1 worker", QUEUE, args.connections, True)]),
         ]
         if args.no_references:
-            plan = [(args.workers, balanced, plan[0][2][:1])]
-        for workers, share, measured in plan:
-            service = Service(work, url, workers, share)
+            plan = [(args.workers, plan[0][1][:1])]
+        for workers, measured in plan:
+            service = Service(work, url, workers, None)
             try:
                 token = service.sign_in(OFFICER)
                 log(f"monitor serve --workers {workers} (pid {service.process.pid}, workers {service.worker_pids()})")
-                for name, path, connections in measured:
-                    runs.append(measure(name, service, postgres, path, token, connections, args.duration))
-                if args.profile and workers == args.workers and share == balanced:
+                for name, path, connections, as_people in measured:
+                    churn = TicketChurn(url, args.churn) if name == churned else None
+                    script = people if as_people else None
+                    runs.append(
+                        measure(name, service, postgres, path, token, connections, args.duration, churn, script)
+                    )
+                if args.profile and workers == args.workers:
                     log("profiling the workers with py-spy")
-                    profiled = profile(service, token, args, args.keep or work)
+                    profiled = profile(service, token, args, args.keep or work, people)
             finally:
                 service.stop()
     finally:
@@ -481,8 +569,9 @@ def main() -> None:
     elapsed = time.monotonic() - started
     conditions = (
         f"PostgreSQL 15 (fsync off), {args.tickets:,} tickets, demo fleet; monitor serve --workers {args.workers}; "
-        f"wrk -t2 -c{args.connections} -d{args.duration}s; MONITOR_WEB_CLIENT_MAX_ACTIVE={balanced} (as behind a "
-        f"load balancer); {os.cpu_count()} cores, load average {load:.1f} at start"
+        f"wrk -t2 -c{args.connections} -d{args.duration}s, one of {PEOPLE} client addresses a request "
+        "(X-Forwarded-For); "
+        f"default settings; {os.cpu_count()} cores, load average {load:.1f} at start"
     )
     print_report(runs, profiled, args, conditions, elapsed)
     if args.json:
@@ -496,7 +585,8 @@ def summary_figures(runs: list[Run], args: argparse.Namespace) -> list[Figure]:
     queue = by_name.get(f"queue, {args.workers} workers")
     if queue is None:
         return []
-    refs = [by_name[n] for n in ("reference: /healthz", "reference: queue, 1 worker") if n in by_name]
+    churned = f"reference: queue, its tickets changing {args.churn:g} times a second"
+    refs = [by_name[n] for n in (churned, "reference: /healthz", "reference: queue, 1 worker") if n in by_name]
     clean = queue.non_2xx == 0 and queue.socket_errors == 0
     what = f"officer's queue GET {QUEUE}, {args.connections} clients, {args.workers} workers"
     reference_rps = "; ".join(f"{r.name.removeprefix('reference: ')} {r.rps:,.0f}" for r in refs)
@@ -550,8 +640,8 @@ def print_report(
     print()
     print(f"API on PostgreSQL: {conditions}; took {elapsed / 60:.1f} min")
     print(
-        f"MONITOR_WEB_CLIENT_MAX_ACTIVE={PG_THREADS} (every thread of a worker) is what a load-balanced deployment "
-        "sets: all requests come from the balancer's address, which keeps per-client fairness itself."
+        f"The {PEOPLE} client addresses stand for {PEOPLE} people behind a reverse proxy on this machine; "
+        "'per-address share' is MONITOR_WEB_CLIENT_MAX_ACTIVE, each address's requests worked on at once."
     )
     print()
     print(
