@@ -162,6 +162,30 @@ def _ms(text: str) -> float:
     return float(match[1]) * {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0}[match[2]]
 
 
+PEOPLE = 50  # client addresses of the wrk script
+
+# Each request carries one of PEOPLE addresses, as a reverse proxy's X-Forwarded-For, beside wrk's own headers.
+PEOPLE_SCRIPT = f"""
+local counter = 0
+function request()
+  counter = counter + 1
+  local headers = {{}}
+  for name, value in pairs(wrk.headers) do headers[name] = value end
+  headers["X-Forwarded-For"] = "10.0.0." .. (math.fmod(counter, {PEOPLE}) + 1)
+  return wrk.format(nil, nil, headers)
+end
+"""
+
+
+def write_people_script(folder: Path) -> Path:
+    """The wrk script (`-s`) that makes wrk's connections PEOPLE people behind a reverse proxy on this machine:
+    each request names one of PEOPLE client addresses in X-Forwarded-For, which uvicorn takes as the client's
+    address from 127.0.0.1 (FORWARDED_ALLOW_IPS' default), so the web guard's per-address bounds apply to each."""
+    script = folder / "people.lua"
+    script.write_text(PEOPLE_SCRIPT)
+    return script
+
+
 def parse_wrk(output: str) -> dict[str, Any]:
     """Requests, req/s, p50/p90/p99, non-2xx and socket errors from `wrk --latency` output."""
     latency = dict(re.findall(r"^\s+(50|90|99)%\s+(\S+)\s*$", output, re.MULTILINE))

@@ -58,7 +58,7 @@ for path in (ROOT, ROOT / "bench"):
 
 import sqlalchemy as sa  # noqa: E402
 from _summary import Figure, write_json  # noqa: E402
-from bench_api import parse_wrk  # noqa: E402
+from bench_api import PEOPLE, parse_wrk, write_people_script  # noqa: E402
 from bench_tickets import Place, load_tickets  # noqa: E402
 
 from monitor.auth.cast import DEMO_PASSWORD, seed_cast  # noqa: E402
@@ -270,21 +270,6 @@ class Service:
 
     def stop(self) -> None:
         stop_process(self.process, grace_s=15)
-
-
-PEOPLE = 50  # client addresses of the wrk script
-
-# Each request carries one of PEOPLE addresses, as a reverse proxy's X-Forwarded-For, beside wrk's own headers.
-PEOPLE_SCRIPT = f"""
-local counter = 0
-function request()
-  counter = counter + 1
-  local headers = {{}}
-  for name, value in pairs(wrk.headers) do headers[name] = value end
-  headers["X-Forwarded-For"] = "10.0.0." .. (math.fmod(counter, {PEOPLE}) + 1)
-  return wrk.format(nil, nil, headers)
-end
-"""
 
 
 def wrk_command(token: str, connections: int, people: Path | None = None) -> list[str]:
@@ -517,8 +502,7 @@ def main() -> None:
     server: PostgresServer | None = None
     runs: list[Run] = []
     profiled: dict[str, Any] = {}
-    people = work / "people.lua"
-    people.write_text(PEOPLE_SCRIPT)
+    people = write_people_script(work)
     try:
         server, url = start_database(pg_folder, args.tickets)
         postgres = postmaster_pid(server)

@@ -5,7 +5,8 @@
 On a throw-away SQLite database holding the demo's province (seed 1: 1,844 devices) and its seeded year (3,653
 tickets, 544 inspections), a real `monitor serve` on loopback:
 
-1. server time  `monitor serve --workers 2` (one per core), wrk (`-t2 -c50`) on the overview (an officer's),
+1. server time  `monitor serve --workers 2` (one per core), wrk (`-t2 -c50`: 50 people, one of 50 client addresses
+                a request as a local reverse proxy says them, bench_api.write_people_script) on the overview (an officer's),
                 the queue, a ticket's page, each with the session cookie, beside the API's queue
                 (`GET /api/v1/tickets`) and /healthz as references measured in the same run: req/s, p50, p99;
 2. bytes        each page's first load (the page, its CSS and scripts, gzip as a browser asks) and a later one
@@ -39,7 +40,7 @@ for path in (ROOT, ROOT / "bench"):
 import httpx  # noqa: E402
 import sqlalchemy as sa  # noqa: E402
 from _summary import Figure, write_json  # noqa: E402
-from bench_api import parse_wrk  # noqa: E402
+from bench_api import PEOPLE, parse_wrk, write_people_script  # noqa: E402
 
 from monitor.auth.cast import seed_cast  # noqa: E402
 from monitor.config import load_settings  # noqa: E402
@@ -138,8 +139,9 @@ def serve(folder: Path, url: str, workers: int) -> tuple[subprocess.Popen[str], 
     raise RuntimeError("monitor serve did not start")
 
 
-def wrk(url: str, headers: list[str], connections: int, duration: int) -> dict[str, Any]:
-    command = ["wrk", "-t2", f"-c{connections}"]
+def wrk(url: str, headers: list[str], connections: int, duration: int, people: Path) -> dict[str, Any]:
+    """wrk's figures for `url`; its connections are PEOPLE people (bench_api.write_people_script)."""
+    command = ["wrk", "-t2", f"-c{connections}", "-s", str(people)]
     for header in headers:
         command += ["-H", header]
     # Warm-up: each worker's caches (the overview of a scope, its 7- and 30-day uptime: 0.9 s to build cold at
@@ -224,6 +226,7 @@ def main() -> None:
             log("building " + what)
             url = build(folder, args.devices, args.tickets)
         process, base = serve(folder, url, args.workers)
+        people = write_people_script(folder)
         try:
             login = httpx.post(f"{base}/api/v1/auth/login", json={"username": "caoloc", "password": "demo-password"})
             token = login.json()["token"]
@@ -242,7 +245,7 @@ def main() -> None:
                 started = time.perf_counter()  # a worker's first request: cold caches
                 httpx.get(base + path, headers=dict(h.split(": ", 1) for h in headers), timeout=60)
                 cold_ms = (time.perf_counter() - started) * 1000
-                figures = wrk(base + path, headers, args.connections, args.duration) | {"cold_ms": cold_ms}
+                figures = wrk(base + path, headers, args.connections, args.duration, people) | {"cold_ms": cold_ms}
                 log(f"{name}: {figures['rps']:.0f} req/s, p99 {figures['p99_ms']:.1f} ms, non-2xx {figures['non_2xx']}")
                 rows.append((name, figures))
             sizes = {path: weights(base, token, path) for path in pages}
@@ -255,8 +258,8 @@ def main() -> None:
     print()
     size = "the demo's size" if args.devices is None else f"{args.devices:,} devices, {args.tickets:,} tickets"
     print(
-        f"Pages at {size} (SQLite), {args.workers} web workers, wrk -t2 -c{args.connections} -d{args.duration}s, "
-        f"{os.cpu_count()} cores"
+        f"Pages at {size} (SQLite), {args.workers} web workers, wrk -t2 -c{args.connections} -d{args.duration}s "
+        f"(one of {PEOPLE} client addresses a request, X-Forwarded-For), {os.cpu_count()} cores"
     )
     print("| what | req/s | p50 ms | p99 ms | non-2xx | a worker's first request (cold), ms |")
     print("|---|---:|---:|---:|---:|---:|")
@@ -271,8 +274,8 @@ def main() -> None:
         print(f"| {path} | {first / 1024:.1f} | {later / 1024:.1f} | {renders[path]:.2f} |")
     if args.json:
         conditions = (
-            f"{size} (SQLite), {args.workers} web workers, wrk -t2 -c{args.connections} -d{args.duration}s; "
-            "Chromium at slow 4G"
+            f"{size} (SQLite), {args.workers} web workers, wrk -t2 -c{args.connections} -d{args.duration}s, "
+            f"{PEOPLE} client addresses; Chromium at slow 4G"
         )
         details = {
             "args": {k: str(v) for k, v in vars(args).items()},

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import sqlite3
 from dataclasses import dataclass
 
 import anyio.to_thread
@@ -89,7 +90,10 @@ class GenerationsReader:
     read: well under a millisecond). No worker thread to wake and no interpreter lock to hand over twice:
     bench/bench_api_pg.py measured 1,070 req/s for the kept queue with the read in a thread, about 1,400 without.
 
-    SQLite (a file, whose calls block) reads in a worker thread, as every other database call of the web does.
+    SQLite reads on the event loop too, over a connection of its own (so never waiting for the pool), with no
+    busy timeout: in WAL mode a reader does not wait for writers, and in the rare case it would (the file being
+    recovered), the read fails at once and is made again in a worker thread, as every other database call of
+    the web is. An SQLite database in memory (a test's) is read in a worker thread.
 
     A failure (the database down or restarting, an answer slower than `timeout_s`) closes the connection, so
     the next request connects again, and is raised as SQLAlchemy's OperationalError: the web answers it with the
@@ -100,15 +104,23 @@ class GenerationsReader:
         self.engine = engine
         self.timeout_s = timeout_s
         self._url: str | None = None
+        self._sqlite_path: str | None = None
+        self._sqlite: sqlite3.Connection | None = None
         if engine.dialect.name == "postgresql":
             self._url = engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+        elif engine.url.database and engine.url.database != ":memory:" and not engine.url.database.startswith("file:"):
+            self._sqlite_path = engine.url.database
         self._connection: psycopg.AsyncConnection[tuple[int, int, int]] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
 
     async def read(self) -> Generations:
         """The generations now."""
         if self._url is None:
-            return await anyio.to_thread.run_sync(read_generations, self.engine)
+            now = self._read_sqlite_now() if self._sqlite_path is not None else None
+            if now is not None:
+                return now
+            read: Generations = await anyio.to_thread.run_sync(read_generations, self.engine)
+            return read
         try:
             async with asyncio.timeout(self.timeout_s):
                 connection = await self._connected()
@@ -121,6 +133,24 @@ class GenerationsReader:
             raise sa.exc.OperationalError(_READ.text, None, LookupError("no data generations row"))
         return Generations(*row)
 
+    def _read_sqlite_now(self) -> Generations | None:
+        """The generations, or None if SQLite cannot answer this instant (busy, or anything else: the thread's
+        read then answers, or fails as any route's would)."""
+        try:
+            if self._sqlite is None:
+                self._sqlite = sqlite3.connect(self._sqlite_path or "", timeout=0, check_same_thread=False)
+            row = self._sqlite.execute(_READ.text).fetchone()
+        except sqlite3.Error:
+            self._close_sqlite()
+            return None
+        return Generations(*row) if row is not None else None
+
+    def _close_sqlite(self) -> None:
+        connection, self._sqlite = self._sqlite, None
+        if connection is not None:
+            with contextlib.suppress(sqlite3.Error):
+                connection.close()
+
     async def _connected(self) -> psycopg.AsyncConnection[tuple[int, int, int]]:
         loop = asyncio.get_running_loop()
         if self._connection is not None and (self._loop is not loop or self._connection.closed):
@@ -132,7 +162,8 @@ class GenerationsReader:
         return self._connection
 
     def close(self) -> None:
-        """Close the connection now, from any thread or loop (it is made again when needed)."""
+        """Close the connections now, from any thread or loop (they are made again when needed)."""
+        self._close_sqlite()
         connection, self._connection, self._loop = self._connection, None, None
         if connection is not None:
             with contextlib.suppress(Exception):

@@ -5,6 +5,7 @@ writers; and the web never gives a kept queue or a kept sign-in after the data u
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from collections.abc import Iterator
 
@@ -18,14 +19,15 @@ from monitor.auth.models import Role
 from monitor.auth.service import create_user, end_session, start_session
 from monitor.auth.tokens import create_token
 from monitor.config import load_settings
-from monitor.db import utcnow
-from monitor.generations import WATCHED, Generations, read_generations
+from monitor.db import make_engine, utcnow
+from monitor.generations import WATCHED, Generations, GenerationsReader, read_generations
 from monitor.tickets import service
 from monitor.tickets.policy import TicketPolicy
 from monitor.tickets.schemas import TicketCreate
 from monitor.web.answers import KeptAnswers
 from monitor.web.app import create_app
 from tests.conftest import TEST_SECRET, login
+from tests.peers import free_port
 from tests.test_tickets_support import CAO_LOC, cast, fleet, policy
 
 __all__ = ["cast", "fleet", "policy"]  # fixtures, imported for pytest
@@ -233,3 +235,28 @@ def test_a_kept_sign_in_ends_the_moment_the_session_or_its_user_does(web) -> Non
     assert client.get("/api/v1/auth/me", headers=headers).json()["role"] == "leader"
     assert client.post("/api/v1/auth/logout", headers=headers).status_code in (200, 204)
     assert client.get("/api/v1/auth/me", headers=headers).status_code == 401
+
+
+def test_the_reader_answers_without_a_thread_sees_every_change_and_says_503_when_the_database_is_away(
+    province: Engine, tmp_path
+) -> None:
+    engine = province
+    reader = GenerationsReader(engine, timeout_s=2.0)
+    try:
+        first = asyncio.run(reader.read())  # each asyncio.run is another event loop: the connection follows
+        assert first == read_generations(engine)
+        with engine.begin() as c:
+            c.execute(sa.text("UPDATE communes SET name = name WHERE code = '06190'"))
+        second = asyncio.run(reader.read())
+        assert second.places != first.places and (second.tickets, second.people) == (first.tickets, first.people)
+        if engine.dialect.name == "sqlite":
+            reader.close()
+            reader._sqlite_path = str(tmp_path)  # its own connection cannot be opened: the pool's thread reads
+            assert asyncio.run(reader.read()) == second
+    finally:
+        reader.close()
+    if engine.dialect.name == "postgresql":  # a server that is not there: the web's 503, not a 500
+        away = make_engine(load_settings(database_url=engine.url.set(port=free_port()).render_as_string(False)))
+        with pytest.raises(sa.exc.OperationalError):
+            asyncio.run(GenerationsReader(away, timeout_s=2.0).read())
+        away.dispose()

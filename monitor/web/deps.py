@@ -147,8 +147,24 @@ async def read_generations_first(request: Request) -> Generations:
     return known
 
 
+def let_go(session: Session) -> None:
+    """End a read's transaction, so that its connection goes back to the pool while the request waits for its
+    next worker thread (the objects read stay loaded: the sessions do not expire them on commit).
+
+    A request's dependencies and its route run in worker threads one after the other; in between, the request
+    waits for a free thread. With many people at once, requests waiting there while holding a connection
+    emptied the pool, and the pages answered 503 (bench/bench_ui.py, 50 people on a ticket's page). A session
+    holding changes is left as it is.
+    """
+    if session.in_transaction() and not (session.new or session.dirty or session.deleted):
+        session.commit()
+
+
 def _stored_session(request: Request, key: str, generation: int, session: Session) -> SignedIn | None:
-    found = find_session(key, session=session)
+    try:
+        found = find_session(key, session=session)
+    finally:
+        let_go(session)
     if found is not None:  # an unknown token is not kept: a stream of random ones would only fill the store
         request.app.state.kept_sign_ins.put(key, generation, found, _KEPT_SIGN_IN_BYTES)
     return found
@@ -255,27 +271,45 @@ DistrictFilter = Annotated[
 
 
 def visible_ticket(code: TicketCode, session: SessionDep, principal: PrincipalDep) -> Ticket:
-    return get_ticket(code, session=session, district_codes=principal.scope.district_codes)
+    try:
+        return get_ticket(code, session=session, district_codes=principal.scope.district_codes)
+    finally:
+        let_go(session)
 
 
 def visible_device(code: PlaceCode, session: SessionDep, principal: PrincipalDep) -> DeviceRow:
-    return get_device(code, session=session, district_codes=principal.scope.district_codes)
+    try:
+        return get_device(code, session=session, district_codes=principal.scope.district_codes)
+    finally:
+        let_go(session)
 
 
 def visible_commune(code: PlaceCode, session: SessionDep, principal: PrincipalDep) -> tuple[Commune, list[Any]]:
-    return get_commune(code, session=session, district_codes=principal.scope.district_codes)
+    try:
+        return get_commune(code, session=session, district_codes=principal.scope.district_codes)
+    finally:
+        let_go(session)
 
 
 def visible_problem(problem_id: IdPath, session: SessionDep, principal: PrincipalDep) -> AlertProblem:
-    return get_problem(problem_id, session=session, district_codes=principal.scope.district_codes)
+    try:
+        return get_problem(problem_id, session=session, district_codes=principal.scope.district_codes)
+    finally:
+        let_go(session)
 
 
 def visible_window(window_id: IdPath, session: SessionDep, principal: PrincipalDep) -> MaintenanceWindow:
-    return get_window(window_id, session=session, district_codes=principal.scope.district_codes)
+    try:
+        return get_window(window_id, session=session, district_codes=principal.scope.district_codes)
+    finally:
+        let_go(session)
 
 
 def visible_training(session_id: IdPath, session: SessionDep, principal: PrincipalDep) -> TrainingSession:
-    return get_training_session(session_id, session=session, district_codes=principal.scope.district_codes)
+    try:
+        return get_training_session(session_id, session=session, district_codes=principal.scope.district_codes)
+    finally:
+        let_go(session)
 
 
 def visible_submission(
@@ -283,7 +317,10 @@ def visible_submission(
 ) -> ReportSubmission:
     """An uploaded annual report of `year`: another district's, or the province's own for a district's
     people, is a 404."""
-    return get_submission(submission_id, year=year, session=session, district_codes=principal.scope.district_codes)
+    try:
+        return get_submission(submission_id, year=year, session=session, district_codes=principal.scope.district_codes)
+    finally:
+        let_go(session)
 
 
 VisibleTicket = Annotated[Ticket, Depends(visible_ticket)]
@@ -310,8 +347,15 @@ class ListScope:
 async def list_scope(session: SessionDep, principal: PrincipalDep, district: DistrictFilter = None) -> ListScope:
     if district is None:  # no look-up, so no worker thread (a sync dependency costs a thread hop)
         return ListScope(principal.scope.district_codes, None)
-    await run_in_threadpool(get_district, district, session=session, district_codes=principal.scope.district_codes)
+    await run_in_threadpool(_known_district, district, session, principal.scope.district_codes)
     return ListScope(frozenset({district}), district)
+
+
+def _known_district(district: str, session: Session, district_codes: frozenset[str] | None) -> None:
+    try:
+        get_district(district, session=session, district_codes=district_codes)
+    finally:
+        let_go(session)
 
 
 ScopedList = Annotated[ListScope, Depends(list_scope)]
