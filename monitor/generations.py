@@ -6,7 +6,8 @@ generations, at the start of the request. The numbers are moved by triggers in t
 (migration 0014), not by the code that writes: no path that writes a ticket (a transition, the SLA sweep,
 the problem engine, a bulk action, a script with plain SQL) can forget to.
 
-- `tickets`: any row of `tickets` inserted, changed or deleted.
+- `tickets`: any row of `tickets` inserted, changed or deleted, or of their history (`ticket_events`) and
+  photos (`ticket_attachments`).
 - `people`: any row of `users`, `user_sessions` or `api_tokens` (a sign-in, a sign-out, a user disabled, a
   token revoked or used).
 - `places`: any row of `districts` or `communes` (their names, a fleet import).
@@ -41,7 +42,7 @@ from sqlmodel import Field, SQLModel
 # Which tables move which number (migration 0014 installs the triggers; tests/test_generations.py checks that
 # every table listed here moves its number on both databases).
 WATCHED: dict[str, tuple[str, ...]] = {
-    "tickets": ("tickets",),
+    "tickets": ("tickets", "ticket_events", "ticket_attachments"),
     "people": ("users", "user_sessions", "api_tokens"),
     "places": ("districts", "communes"),
 }

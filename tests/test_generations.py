@@ -74,7 +74,8 @@ def test_every_change_of_a_watched_table_moves_its_number_and_only_its_own(
         ({"places"}, "UPDATE communes SET name = name WHERE code = '06190'", {}),
         ({"places"}, "UPDATE districts SET name = name WHERE code = '183'", {}),
         (set(), "UPDATE devices SET name = name", {}),  # not watched
-        (set(), "DELETE FROM ticket_events WHERE ticket_id = :id", ticket),  # not watched
+        ({"tickets"}, "UPDATE ticket_events SET note = note WHERE ticket_id = :id", ticket),  # its history
+        ({"tickets"}, "DELETE FROM ticket_events WHERE ticket_id = :id", ticket),
         ({"tickets"}, "DELETE FROM tickets WHERE id = :id", ticket),
     ]
     before = read_generations(engine)
@@ -260,3 +261,28 @@ def test_the_reader_answers_without_a_thread_sees_every_change_and_says_503_when
         with pytest.raises(sa.exc.OperationalError):
             asyncio.run(GenerationsReader(away, timeout_s=2.0).read())
         away.dispose()
+
+
+def test_a_tickets_page_shows_a_new_comment_at_once_even_one_written_behind_the_webs_back(web) -> None:
+    client, engine = web
+    client.headers.update(login(client, "caoloc"))
+    kept: KeptAnswers[object] = client.app.state.kept_ticket_pages  # type: ignore[attr-defined]
+    made = client.post("/api/v1/tickets", json={"title": "Bảng tin tắt", "commune_code": "06190", "priority": "P2"})
+    code = made.json()["code"]
+    assert client.get(f"/tickets/{code}").status_code == 200
+    hits = kept.hits
+    assert client.get(f"/tickets/{code}").status_code == 200
+    assert kept.hits == hits + 1  # its history was kept
+    said = client.post(f"/api/v1/tickets/{code}/comments", json={"text": "Đã thay bộ nguồn"})
+    assert said.status_code == 201, said.text
+    assert "Đã thay bộ nguồn" in client.get(f"/tickets/{code}").text
+    with engine.begin() as c:
+        c.execute(
+            sa.text(
+                "UPDATE ticket_events SET note = 'Sửa bởi kịch bản' WHERE note = 'Đã thay bộ nguồn' "
+                "AND ticket_id = (SELECT id FROM tickets WHERE code = :code)"
+            ),
+            {"code": code},
+        )
+    page = client.get(f"/tickets/{code}").text
+    assert "Sửa bởi kịch bản" in page and "Đã thay bộ nguồn" not in page

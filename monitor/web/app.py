@@ -50,7 +50,7 @@ from monitor.web.idempotency import IdempotencyMiddleware
 from monitor.web.openapi import install_openapi
 from monitor.web.problems import install_problem_handlers
 from monitor.web.ui import install_pages
-from monitor.web.ui.tickets import QueueRead
+from monitor.web.ui.tickets import QueueRead, TicketRead
 
 HEALTHZ_DATABASE_WAIT_S = 1.0  # /healthz answers within about this, whatever the database does
 
@@ -131,9 +131,11 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
     app.state.database_probe = DatabaseProbe(engine)
     app.state.profiles = load_profiles(settings.profiles_dir)
     # What this process keeps while the data under it is unchanged (monitor.web.answers): the ticket queues it
-    # answered (the API's, as JSON; the page's, as read), and who each session token it saw belongs to.
+    # answered (the API's, as JSON; the page's, as read), what a ticket's page read of its history, and who each
+    # session token it saw belongs to.
     app.state.kept_queues = KeptAnswers[bytes]()
     app.state.kept_queue_pages = KeptAnswers[QueueRead]()
+    app.state.kept_ticket_pages = KeptAnswers[TicketRead]()
     app.state.kept_sign_ins = KeptAnswers[SignedIn](max_bytes=4 * 1024 * 1024)
     app.state.generations = GenerationsReader(engine, settings.database_pool_timeout_s)
     app.state.health_store = HealthStore(engine, policy_from_settings(settings))

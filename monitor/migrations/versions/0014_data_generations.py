@@ -33,7 +33,7 @@ depends_on = None
 
 # The tables whose changes move each number (as monitor.generations.WATCHED at this revision).
 WATCHED = {
-    "tickets": ("tickets",),
+    "tickets": ("tickets", "ticket_events", "ticket_attachments"),
     "people": ("users", "user_sessions", "api_tokens"),
     "places": ("districts", "communes"),
 }

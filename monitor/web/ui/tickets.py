@@ -278,14 +278,59 @@ _AROUND = (
 )
 
 
-def _timeline(session: Session, ticket: Any) -> list[dict[str, Any]]:
-    """The ticket's history and its device's state changes since it opened, newest first."""
+@dataclass(frozen=True, slots=True)
+class EventView:
+    """An entry of a ticket's history as its page shows it."""
+
+    at: datetime
+    kind: str
+    to_value: str | None
+    note: str
+
+
+@dataclass(frozen=True, slots=True)
+class AttachmentView:
+    """A photo of a ticket as its page lists it."""
+
+    id: int
+    original_filename: str
+    uploaded_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class TicketRead:
+    """What a ticket's page reads of the ticket's own history, its photos and who may take it: a function of the
+    tickets (their events and photos included) and people alone, kept while their generations are unchanged.
+    The ticket itself, its device's health and the device's state changes are read for every request."""
+
+    history: tuple[tuple[EventView, str], ...]  # each entry with who made it
+    attachments: tuple[AttachmentView, ...]
+    people: list[Any]
+
+    @property
+    def size(self) -> int:
+        """About the bytes it holds."""
+        return 1000 + 400 * (len(self.history) + len(self.attachments) + len(self.people))
+
+
+def _read_ticket(session: Session, ticket: Ticket, can_assign: bool) -> TicketRead:
     events = service.events_of(ticket, session=session)
     actors = sorted({event.actor_user_id for event in events if event.actor_user_id is not None})
-    people = _user_names(session, actors)
+    names = _user_names(session, actors)
+    history = tuple((EventView(e.at, e.kind, e.to_value, e.note), names.get(e.actor_user_id or 0, "")) for e in events)
+    attachments = tuple(
+        AttachmentView(a.id or 0, a.original_filename, a.uploaded_at)
+        for a in service.attachments_of(ticket, session=session)
+    )
+    # A province ticket (no district) is the province operator's: no district's people take it.
+    people = _people(session, frozenset([ticket.district_code] if ticket.district_code else [])) if can_assign else []
+    return TicketRead(history, attachments, people)
+
+
+def _timeline(session: Session, ticket: Ticket, read: TicketRead) -> list[dict[str, Any]]:
+    """The ticket's history and its device's state changes since it opened, newest first."""
     items: list[dict[str, Any]] = [
-        {"at": event.at, "kind": event.kind, "event": event, "who": people.get(event.actor_user_id or 0, "")}
-        for event in events
+        {"at": event.at, "kind": event.kind, "event": event, "who": who} for event, who in read.history
     ]
     if ticket.device_id is not None:  # the ticket was found through the door: its device is in scope
         for change in state_changes_since(ticket.device_id, ticket.created_at, session=session):
@@ -305,6 +350,14 @@ def ticket_page(request: Request, ticket: VisibleTicket, principal: PagePrincipa
             health = HealthView(around.state, around.since, list(around.faults or ()))
     can_work = principal.role in (Role.ADMIN, Role.OFFICER, Role.TECHNICIAN)
     can_assign = principal.role in (Role.ADMIN, Role.OFFICER)
+    generations = current_generations(request)
+    generation = (generations.tickets, generations.people)
+    kept: KeptAnswers[TicketRead] = request.app.state.kept_ticket_pages
+    key = (ticket.id, can_assign)
+    read = kept.get(key, generation)
+    if read is None:
+        read = _read_ticket(session, ticket, can_assign)
+        kept.put(key, generation, read, read.size)
     return render(
         request,
         "ticket.html",
@@ -318,13 +371,10 @@ def ticket_page(request: Request, ticket: VisibleTicket, principal: PagePrincipa
             "district_name": around.district_name or "",
             "assignee_name": around.full_name or around.username or "",  # the outer join: None when unassigned
             "actions": allowed_actions(ticket.status) if can_work else [],
-            "timeline": _timeline(session, ticket),
-            "attachments": service.attachments_of(ticket, session=session),
+            "timeline": _timeline(session, ticket, read),
+            "attachments": read.attachments,
             "can_work": can_work,
             "can_assign": can_assign,
-            # A province ticket (no district) is the province operator's: no district's people take it.
-            "people": _people(session, frozenset([ticket.district_code] if ticket.district_code else []))
-            if can_assign
-            else [],
+            "people": read.people,
         },
     )
