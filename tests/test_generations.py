@@ -20,11 +20,11 @@ from monitor.auth.service import create_user, end_session, start_session
 from monitor.auth.tokens import create_token
 from monitor.config import load_settings
 from monitor.db import make_engine, utcnow
-from monitor.generations import WATCHED, Generations, GenerationsReader, read_generations
+from monitor.generations import WATCHED, Generations, read_generations
 from monitor.tickets import service
 from monitor.tickets.policy import TicketPolicy
 from monitor.tickets.schemas import TicketCreate
-from monitor.web.answers import KeptAnswers
+from monitor.web.answers import GenerationsReader, KeptAnswers
 from monitor.web.app import create_app
 from tests.conftest import TEST_SECRET, login
 from tests.peers import free_port

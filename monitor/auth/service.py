@@ -204,7 +204,9 @@ def token_key(token: str) -> str:
 
 
 def find_session(key: str, *, session: Session) -> SignedIn | None:
-    """The stored session of a token's key (`token_key`), expired or not; None if there is none.
+    """The stored session of a token's key (`token_key`), expired or not (`SignedIn.valid`); None if there is
+    none. The session's row is read as two columns, not as an object, by a statement built once (building it and
+    loading the session whole tripled the look-up, bench/bench_ui.py).
 
     The user is detached from `session`, so that it may be kept beyond it (monitor.web.deps keeps it while the
     people's data generation is unchanged).
@@ -215,18 +217,6 @@ def find_session(key: str, *, session: Session) -> SignedIn | None:
     user, csrf_token, expires_at = row
     session.expunge(user)
     return SignedIn(user, csrf_token, expires_at)
-
-
-def session_user(token: str, *, session: Session, now: datetime | None = None) -> tuple[User, str] | None:
-    """The user of a valid, unexpired token of an active user, with the session's CSRF token; or None.
-
-    Every request a browser makes asks this: the session's row is read as two columns, not as an object, by a
-    statement built once (building it and loading the session whole tripled the lookup, bench/bench_ui.py).
-    """
-    found = find_session(_token_hash(token), session=session)
-    if found is None or not found.valid(now or utcnow()):
-        return None
-    return found.user, found.csrf_token
 
 
 def end_session(token: str, *, session: Session) -> None:

@@ -20,11 +20,10 @@ from monitor.auth.service import LoginThrottle, SignedIn
 from monitor.collectors.profiles import load_profiles
 from monitor.config import Settings
 from monitor.db import ensure_migrated, make_engine
-from monitor.generations import GenerationsReader
 from monitor.health.store import HealthStore, policy_from_settings
 from monitor.metrics import web_exporter
 from monitor.policies import Policies
-from monitor.web.answers import KeptAnswers
+from monitor.web.answers import GenerationsReader, KeptAnswers
 from monitor.web.api import (
     alerts,
     audit,

@@ -3,10 +3,11 @@ district data (scoped look-ups that answer 404, and the scope of lists)."""
 
 from __future__ import annotations
 
+import functools
 import hmac
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated, Any, ParamSpec, TypeVar
 
 from fastapi import Depends, HTTPException, Query, Request
 from fastapi import Path as PathParam
@@ -23,7 +24,7 @@ from monitor.auth.service import Scope, SignedIn, find_session, token_key
 from monitor.auth.tokens import is_personal_token, token_user
 from monitor.config import Settings
 from monitor.db import utcnow
-from monitor.generations import Generations, read_generations
+from monitor.generations import Generations
 from monitor.health.queries import DeviceRow, get_device
 from monitor.inventory.models import Commune
 from monitor.inventory.service import get_commune, get_district
@@ -68,15 +69,12 @@ async def get_session(engine: Annotated[Engine, Depends(get_engine)]) -> AsyncIt
 SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 
 
-def current_generations(request: Request) -> Generations:
-    """The data generations (monitor.generations) as this request first read them: once per request, before
-    anything a kept answer could stand for (the door reads them first). Only reading requests use kept answers.
-    Blocking: call it in a worker thread."""
+def known_generations(request: Request) -> Generations:
+    """The data generations (monitor.generations) as the door read them for this request (`get_principal`,
+    before anything a kept answer could stand for). Only reading requests use kept answers."""
     known = getattr(request.state, "generations", None)
-    if isinstance(known, Generations):
-        return known
-    known = read_generations(request.app.state.engine)
-    request.state.generations = known
+    if not isinstance(known, Generations):
+        raise RuntimeError("the generations are read by the door (get_principal) before a route uses them")
     return known
 
 
@@ -111,6 +109,8 @@ CSRF_HEADER = "X-CSRF-Token"
 CSRF_FIELD = "csrf_token"  # the same token in a plain form
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 _KEPT_SIGN_IN_BYTES = 2048  # about what a kept session and its user hold in memory
+P = ParamSpec("P")
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,7 +138,7 @@ def _personal_token_user(token: str, session: Session) -> User | None:
     return found[0]
 
 
-async def read_generations_first(request: Request) -> Generations:
+async def _read_generations_first(request: Request) -> Generations:
     """The request's data generations, read once before anything else of the database (monitor.generations):
     without a worker thread on PostgreSQL."""
     known = getattr(request.state, "generations", None)
@@ -160,11 +160,23 @@ def let_go(session: Session) -> None:
         session.commit()
 
 
+def _lets_go(look_up: Callable[P, T]) -> Callable[P, T]:
+    """`look_up`, then `let_go` of the session it was given (as an argument or a keyword), whatever happened."""
+
+    @functools.wraps(look_up)  # FastAPI reads a dependency's signature through __wrapped__
+    def released(*args: P.args, **kwargs: P.kwargs) -> T:
+        try:
+            return look_up(*args, **kwargs)
+        finally:
+            for value in (*args, *kwargs.values()):
+                if isinstance(value, Session):
+                    let_go(value)
+
+    return released
+
+
 def _stored_session(request: Request, key: str, generation: int, session: Session) -> SignedIn | None:
-    try:
-        found = find_session(key, session=session)
-    finally:
-        let_go(session)
+    found = _lets_go(find_session)(key, session=session)
     if found is not None:  # an unknown token is not kept: a stream of random ones would only fill the store
         request.app.state.kept_sign_ins.put(key, generation, found, _KEPT_SIGN_IN_BYTES)
     return found
@@ -174,7 +186,7 @@ async def _signed_in(request: Request, key: str, session: Session) -> SignedIn |
     """The stored session of a token's key: kept per process while the people's generation is unchanged (a
     sign-in, a sign-out, a user or a token changed anywhere moves it), else read (in a worker thread) and
     kept."""
-    generation = (await read_generations_first(request)).people
+    generation = (await _read_generations_first(request)).people
     kept: KeptAnswers[SignedIn] = request.app.state.kept_sign_ins
     found = kept.get(key, generation)
     if found is None:
@@ -195,7 +207,7 @@ async def get_principal(request: Request, session: SessionDep) -> Principal:
     unauthorized = HTTPException(401, "sign in first", headers={"WWW-Authenticate": "Bearer"})
     token = _bearer_token(request)
     if token is not None and is_personal_token(token):
-        await read_generations_first(request)  # first, as for a session (the route's kept answers need them)
+        await _read_generations_first(request)  # first, as for a session (the route's kept answers need them)
         user = await run_in_threadpool(_personal_token_user, token, session)
         if user is None:
             raise unauthorized
@@ -270,57 +282,43 @@ DistrictFilter = Annotated[
 ]
 
 
+@_lets_go
 def visible_ticket(code: TicketCode, session: SessionDep, principal: PrincipalDep) -> Ticket:
-    try:
-        return get_ticket(code, session=session, district_codes=principal.scope.district_codes)
-    finally:
-        let_go(session)
+    return get_ticket(code, session=session, district_codes=principal.scope.district_codes)
 
 
+@_lets_go
 def visible_device(code: PlaceCode, session: SessionDep, principal: PrincipalDep) -> DeviceRow:
-    try:
-        return get_device(code, session=session, district_codes=principal.scope.district_codes)
-    finally:
-        let_go(session)
+    return get_device(code, session=session, district_codes=principal.scope.district_codes)
 
 
+@_lets_go
 def visible_commune(code: PlaceCode, session: SessionDep, principal: PrincipalDep) -> tuple[Commune, list[Any]]:
-    try:
-        return get_commune(code, session=session, district_codes=principal.scope.district_codes)
-    finally:
-        let_go(session)
+    return get_commune(code, session=session, district_codes=principal.scope.district_codes)
 
 
+@_lets_go
 def visible_problem(problem_id: IdPath, session: SessionDep, principal: PrincipalDep) -> AlertProblem:
-    try:
-        return get_problem(problem_id, session=session, district_codes=principal.scope.district_codes)
-    finally:
-        let_go(session)
+    return get_problem(problem_id, session=session, district_codes=principal.scope.district_codes)
 
 
+@_lets_go
 def visible_window(window_id: IdPath, session: SessionDep, principal: PrincipalDep) -> MaintenanceWindow:
-    try:
-        return get_window(window_id, session=session, district_codes=principal.scope.district_codes)
-    finally:
-        let_go(session)
+    return get_window(window_id, session=session, district_codes=principal.scope.district_codes)
 
 
+@_lets_go
 def visible_training(session_id: IdPath, session: SessionDep, principal: PrincipalDep) -> TrainingSession:
-    try:
-        return get_training_session(session_id, session=session, district_codes=principal.scope.district_codes)
-    finally:
-        let_go(session)
+    return get_training_session(session_id, session=session, district_codes=principal.scope.district_codes)
 
 
+@_lets_go
 def visible_submission(
     year: YearPath, submission_id: IdPath, session: SessionDep, principal: PrincipalDep
 ) -> ReportSubmission:
     """An uploaded annual report of `year`: another district's, or the province's own for a district's
     people, is a 404."""
-    try:
-        return get_submission(submission_id, year=year, session=session, district_codes=principal.scope.district_codes)
-    finally:
-        let_go(session)
+    return get_submission(submission_id, year=year, session=session, district_codes=principal.scope.district_codes)
 
 
 VisibleTicket = Annotated[Ticket, Depends(visible_ticket)]
@@ -347,15 +345,10 @@ class ListScope:
 async def list_scope(session: SessionDep, principal: PrincipalDep, district: DistrictFilter = None) -> ListScope:
     if district is None:  # no look-up, so no worker thread (a sync dependency costs a thread hop)
         return ListScope(principal.scope.district_codes, None)
-    await run_in_threadpool(_known_district, district, session, principal.scope.district_codes)
+    await run_in_threadpool(
+        _lets_go(get_district), district, session=session, district_codes=principal.scope.district_codes
+    )
     return ListScope(frozenset({district}), district)
-
-
-def _known_district(district: str, session: Session, district_codes: frozenset[str] | None) -> None:
-    try:
-        get_district(district, session=session, district_codes=district_codes)
-    finally:
-        let_go(session)
 
 
 ScopedList = Annotated[ListScope, Depends(list_scope)]

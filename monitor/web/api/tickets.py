@@ -51,7 +51,7 @@ from monitor.web.deps import (
     SettingsDep,
     TicketPolicyDep,
     VisibleTicket,
-    read_generations_first,
+    known_generations,
     require_roles,
 )
 from monitor.web.downloads import EXPORT_CONTENT, ExportFormat, file_name, table_response
@@ -117,7 +117,7 @@ async def list_tickets(
     """
     kept: KeptAnswers[bytes] = request.app.state.kept_queues
     key = ("api", scope.district_codes, filters, after, limit)
-    generations = await read_generations_first(request)  # the door has read them (deps.get_principal)
+    generations = known_generations(request)
     if filters.device is None and (body := kept.get(key, generations.tickets)) is not None:
         return Response(body, media_type="application/json")
 

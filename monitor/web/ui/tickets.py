@@ -7,6 +7,8 @@ ticket is looked up through the door (`VisibleTicket`), so another district's ti
 
 from __future__ import annotations
 
+import functools
+import operator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any, cast
@@ -31,12 +33,13 @@ from monitor.tickets.workflow import allowed_actions
 from monitor.web.answers import KeptAnswers
 from monitor.web.api.tickets import Filters
 from monitor.web.bodies import api_router
-from monitor.web.deps import ListScope, Principal, ScopedList, SessionDep, VisibleTicket, current_generations
+from monitor.web.deps import ListScope, Principal, ScopedList, SessionDep, VisibleTicket, known_generations
 from monitor.web.ui.door import PagePrincipal
 from monitor.web.ui.render import render
 
 router = api_router(include_in_schema=False)  # a `def` page runs in one thread, its session closed there
 PAGE = 50
+_SIZE = operator.attrgetter("size")  # what a kept read holds in memory, about (QueueRead, TicketRead)
 OPEN_VALUES = frozenset(status.value for status in OPEN_STATUSES)
 
 
@@ -182,16 +185,12 @@ def queue(
     now = utcnow()
     query_args = [(key, value) for key, value in request.query_params.multi_items() if key != "after"]
     more = after is not None and request.headers.get("hx-request") == "true"  # "Xem thêm": the next rows only
-    generations = current_generations(request)
-    generation = (generations.tickets, generations.people, generations.places)
     mine_of = principal.user.id if view == "mine" else None
-    key = ("page", view, mine_of, scope.district_codes, principal.scope.district_codes, filters, after, more)
+    key = (view, mine_of, scope.district_codes, principal.scope.district_codes, filters, after, more)
     kept: KeptAnswers[QueueRead] = request.app.state.kept_queue_pages
-    read = kept.get(key, generation) if filters.device is None else None
-    if read is None:
-        read = _read_queue(session, principal, scope, filters, view, after, more)
-        if filters.device is None:  # a device's filter names it by code, read from `devices`: not kept
-            kept.put(key, generation, read, read.size)
+    make = functools.partial(_read_queue, session, principal, scope, filters, view, after, more)
+    # A device's filter names it by code, read from `devices`: not kept.
+    read = make() if filters.device is not None else kept.get_or_make(key, known_generations(request), make, _SIZE)
     context: dict[str, Any] = {
         "principal": principal,
         "now": now,
@@ -350,14 +349,14 @@ def ticket_page(request: Request, ticket: VisibleTicket, principal: PagePrincipa
             health = HealthView(around.state, around.since, list(around.faults or ()))
     can_work = principal.role in (Role.ADMIN, Role.OFFICER, Role.TECHNICIAN)
     can_assign = principal.role in (Role.ADMIN, Role.OFFICER)
-    generations = current_generations(request)
-    generation = (generations.tickets, generations.people)
+    generations = known_generations(request)
     kept: KeptAnswers[TicketRead] = request.app.state.kept_ticket_pages
-    key = (ticket.id, can_assign)
-    read = kept.get(key, generation)
-    if read is None:
-        read = _read_ticket(session, ticket, can_assign)
-        kept.put(key, generation, read, read.size)
+    read = kept.get_or_make(
+        (ticket.id, can_assign),
+        (generations.tickets, generations.people),
+        functools.partial(_read_ticket, session, ticket, can_assign),
+        _SIZE,
+    )
     return render(
         request,
         "ticket.html",
