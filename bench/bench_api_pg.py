@@ -214,11 +214,11 @@ class Run:
 class Service:
     """`monitor serve --workers N --no-dispatcher` on a free loopback port, stopped by its pid."""
 
-    def __init__(self, folder: Path, url: str, workers: int, client_max_active: int | None) -> None:
+    def __init__(self, folder: Path, url: str, workers: int) -> None:
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.workers = workers
-        self.client_max_active = client_max_active or max(1, PG_THREADS // 2)
+        self.client_max_active = max(1, PG_THREADS // 2)  # the service's default (monitor/config.py)
         env = {k: v for k, v in os.environ.items() if not k.startswith("MONITOR_")}
         env |= {
             "MONITOR_DATABASE_URL": url,
@@ -228,11 +228,9 @@ class Service:
             "MONITOR_DATA_DIR": str(folder),
             "MONITOR_COOKIE_SECURE": "false",
         }
-        if client_max_active is not None:
-            env["MONITOR_WEB_CLIENT_MAX_ACTIVE"] = str(client_max_active)
         if PG_THREADS != DEFAULT_PG_THREADS:
             env["MONITOR_WEB_THREADS"] = str(PG_THREADS)
-        self.log_path = folder / f"serve-{workers}-{self.client_max_active}.log"
+        self.log_path = folder / f"serve-{workers}.log"
         with self.log_path.open("wb") as out:
             command = [sys.executable, "-m", "monitor", "serve", "--no-dispatcher", "--workers", str(workers)]
             self.process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
@@ -287,7 +285,6 @@ class TicketChurn:
         self.engine = sa.create_engine(url)
         self.interval = 1 / per_second
         self.stopping = threading.Event()
-        self.changes = 0
         self.thread = threading.Thread(target=self._run, name="ticket-churn", daemon=True)
 
     def _run(self) -> None:
@@ -298,7 +295,6 @@ class TicketChurn:
         while not self.stopping.wait(self.interval):
             with self.engine.begin() as connection:
                 connection.execute(change)
-            self.changes += 1
 
     def __enter__(self) -> TicketChurn:
         self.thread.start()
@@ -318,25 +314,10 @@ def measure(
     token: str,
     connections: int,
     duration: int,
-    churn: TicketChurn | None = None,
     people: Path | None = None,
 ) -> Run:
-    """A warm-up, then the measured wrk run with the CPU of each party read around it (and `churn` writing
-    during both; `people`: the wrk script giving the requests PEOPLE addresses)."""
-    with churn or contextlib.nullcontext():
-        return _measure(name, service, postgres, path, token, connections, duration, people)
-
-
-def _measure(
-    name: str,
-    service: Service,
-    postgres: int,
-    path: str,
-    token: str,
-    connections: int,
-    duration: int,
-    people: Path | None,
-) -> Run:
+    """A warm-up, then the measured wrk run with the CPU of each party read around it (`people`: the wrk script
+    giving the requests PEOPLE addresses)."""
     command = wrk_command(token, connections, people)
     url = service.base + path
     subprocess.run([*command, f"-d{WARMUP_S}s", url], check=True, capture_output=True, timeout=WARMUP_S + 60)
@@ -524,16 +505,14 @@ def main() -> None:
         if args.no_references:
             plan = [(args.workers, plan[0][1][:1])]
         for workers, measured in plan:
-            service = Service(work, url, workers, None)
+            service = Service(work, url, workers)
             try:
                 token = service.sign_in(OFFICER)
                 log(f"monitor serve --workers {workers} (pid {service.process.pid}, workers {service.worker_pids()})")
                 for name, path, connections, as_people in measured:
-                    churn = TicketChurn(url, args.churn) if name == churned else None
                     script = people if as_people else None
-                    runs.append(
-                        measure(name, service, postgres, path, token, connections, args.duration, churn, script)
-                    )
+                    with TicketChurn(url, args.churn) if name == churned else contextlib.nullcontext():
+                        runs.append(measure(name, service, postgres, path, token, connections, args.duration, script))
                 if args.profile and workers == args.workers:
                     log("profiling the workers with py-spy")
                     profiled = profile(service, token, args, args.keep or work, people)

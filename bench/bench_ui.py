@@ -5,9 +5,9 @@
 On a throw-away SQLite database holding the demo's province (seed 1: 1,844 devices) and its seeded year (3,653
 tickets, 544 inspections), a real `monitor serve` on loopback:
 
-1. server time  `monitor serve --workers 2` (one per core), wrk (`-t2 -c50`: 50 people, one of 50 client addresses
-                a request as a local reverse proxy says them, bench_api.write_people_script) on the overview (an officer's),
-                the queue, a ticket's page, each with the session cookie, beside the API's queue
+1. server time  `monitor serve --workers 2` (one per core), wrk (`-t2 -c50`: 50 people, one of 50 client
+                addresses a request as a local reverse proxy says them, bench_api.write_people_script) on the
+                overview (an officer's), the queue, a ticket's page, each with the session cookie, beside the API queue
                 (`GET /api/v1/tickets`) and /healthz as references measured in the same run: req/s, p50, p99;
 2. bytes        each page's first load (the page, its CSS and scripts, gzip as a browser asks) and a later one
                 (the page alone: its files carry their content's hash and are cached a year);
